@@ -27,5 +27,8 @@ pub use error::{DataError, Result};
 pub use lareqa::{LareqaBenchmark, LareqaDataset};
 pub use paths::{resolve_data_dir, DATA_ENV};
 
+pub use user_corpus::load_user_corpus;
+pub use corpus::{CorpusStats, Example, NegativePolicy, ParallelCorpus, ParallelCorpusBuilder, ParallelGroup};
+
 /// A language code such as `en` or `zh`. Shared, cheap to clone.
 pub type Lang = std::sync::Arc<str>;
