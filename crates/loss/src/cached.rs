@@ -1,0 +1,264 @@
+//! GradCache-style cached contrastive step (Gao et al. 2021, "Scaling Deep Contrastive Learning
+//! Batch Size under Memory Limited Setup"): the same loss and the same parameter gradients as one
+//! big forward/backward, with activation memory bounded by one chunk.
+//!
+//! Steps, for a model on an autodiff device:
+//! 1. For every chunk of every role, seed the backend RNG with [`chunk_seed`], run the forward
+//!    with a `no_grad()` copy of the model (dropout stays active, no graph is recorded) and keep
+//!    only the embeddings.
+//! 2. Concatenate the embeddings, mark them `require_grad`, compute the loss, backward, and read
+//!    `∂L/∂embeddings` (this graph is only `O(B²)` logits).
+//! 3. For every chunk, re-seed with the *same* seed (so dropout draws the same masks), re-run the
+//!    forward with graph, backprop the surrogate `Σ (emb ⊙ stopgrad(∂L/∂emb))` and accumulate the
+//!    parameter gradients. By the chain rule the sum over chunks equals the full gradient.
+//!
+//! Replaying dropout matters: without it step 3 differentiates a different network than the one
+//! that produced the loss (sentence-transformers' `CachedMultipleNegativesRankingLoss` first
+//! shipped without RNG-state replay and so gave silently wrong gradients with dropout on).
+//!
+//! **RNG caveat.** burn's `Device::seed` is process-global on Flex (and LibTorch). Another thread
+//! drawing random numbers from the same backend during a step would shift the dropout masks.
+
+use std::ops::Range;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::{Device, Tensor};
+
+use crate::error::LossError;
+use crate::losses::{ContrastiveBatch, ContrastiveLoss};
+
+/// Which embedding tensor of a contrastive batch a chunk belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EmbeddingRole {
+    /// Query rows `[B, D]`.
+    Query,
+    /// Positive passage rows `[B, D]`.
+    Positive,
+    /// Hard negative rows `[B * k, D]` (query-major).
+    Negative,
+}
+
+impl EmbeddingRole {
+    /// All roles in the fixed processing order (which also fixes the seed order).
+    pub const ALL: [EmbeddingRole; 3] = [Self::Query, Self::Positive, Self::Negative];
+
+    /// Lower-case name used in errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Query => "queries",
+            Self::Positive => "positives",
+            Self::Negative => "negatives",
+        }
+    }
+
+    fn index(self) -> u64 {
+        match self {
+            Self::Query => 0,
+            Self::Positive => 1,
+            Self::Negative => 2,
+        }
+    }
+}
+
+/// What the cached step needs from the caller: embed an arbitrary row range of one role.
+///
+/// The implementation owns the (tokenised) inputs of one batch; the model is passed in so that the
+/// wrapper can run it once without graph (a `no_grad()` copy) and once with graph.
+/// `embed` must be a pure function of the model, the rows and the backend RNG state (dropout).
+pub trait ChunkedEncoder<M: Module> {
+    /// Rows of `role` in this batch (0 for [`EmbeddingRole::Negative`] when there are none).
+    fn rows(&self, role: EmbeddingRole) -> usize;
+    /// Embeds rows `rows` of `role` with `model`, giving `[rows.len(), D]` on the model's device.
+    fn embed(&self, model: &M, role: EmbeddingRole, rows: Range<usize>) -> Tensor<2>;
+}
+
+/// Dropout seed for chunk `chunk` of `role` in the step seeded with `step_seed` (SplitMix64 mix).
+/// Public so that reference computations can replay exactly the same dropout masks.
+pub fn chunk_seed(step_seed: u64, role: EmbeddingRole, chunk: usize) -> u64 {
+    let mut z = step_seed
+        ^ role.index().wrapping_mul(0xA076_1D64_78BD_642F)
+        ^ (chunk as u64).wrapping_mul(0xE703_7ED1_A0B4_28DB);
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Result of one training step's loss + gradient computation.
+#[derive(Debug)]
+pub struct LossStep {
+    /// Loss value of the batch.
+    pub loss: f64,
+    /// Parameter gradients, ready for `optimizer.step(lr, model, grads)`.
+    pub grads: GradientsParams,
+}
+
+/// Wraps a [`ContrastiveLoss`] and computes it chunk by chunk with bounded activation memory.
+#[derive(Debug)]
+pub struct CachedLoss {
+    loss: Box<dyn ContrastiveLoss>,
+    chunk_size: usize,
+}
+
+impl CachedLoss {
+    /// `chunk_size` rows are embedded at a time (per role).
+    pub fn new(loss: Box<dyn ContrastiveLoss>, chunk_size: usize) -> Result<Self, LossError> {
+        if chunk_size == 0 {
+            return Err(LossError::ChunkSize);
+        }
+        Ok(Self { loss, chunk_size })
+    }
+
+    /// The wrapped loss.
+    pub fn loss(&self) -> &dyn ContrastiveLoss {
+        self.loss.as_ref()
+    }
+
+    /// Rows per chunk.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
+    /// Cached step: same loss and gradients as [`CachedLoss::uncached_step`], activation memory
+    /// of one chunk. `step_seed` selects the dropout masks (use a different one per step).
+    pub fn step<M, E>(
+        &self,
+        model: &M,
+        encoder: &E,
+        group_keys: Option<&[u64]>,
+        step_seed: u64,
+    ) -> Result<LossStep, LossError>
+    where
+        M: Module,
+        E: ChunkedEncoder<M>,
+    {
+        let device = seed_device(model)?;
+
+        // (1) Embeddings without graph; dropout still active because the device is autodiff.
+        let frozen = model.clone().no_grad();
+        let mut cache: Vec<Option<Tensor<2>>> = Vec::with_capacity(3);
+        for role in EmbeddingRole::ALL {
+            let chunks = self.embed_role(&frozen, encoder, role, step_seed, &device)?;
+            cache.push(chunks.map(|c| Tensor::cat(c.into_iter().map(Tensor::detach).collect(), 0)));
+        }
+        drop(frozen);
+
+        // (2) Loss on leaf embeddings, and its gradient w.r.t. them.
+        let leaves: Vec<Option<Tensor<2>>> = cache.into_iter().map(|t| t.map(Tensor::require_grad)).collect();
+        let [queries, positives, negatives] = <[_; 3]>::try_from(leaves).expect("three roles");
+        let (queries, positives) = (queries.expect("queries"), positives.expect("positives"));
+        let batch = ContrastiveBatch { queries: queries.clone(), positives: positives.clone(), negatives: negatives.clone(), group_keys };
+        let loss = self.loss.forward(batch)?;
+        let loss_value = scalar(&loss);
+        let emb_grads = loss.backward();
+        let grad_of = |t: &Tensor<2>| t.grad(&emb_grads);
+        let role_grads = [grad_of(&queries), grad_of(&positives), negatives.as_ref().and_then(grad_of)];
+        drop((queries, positives, negatives));
+
+        // (3) Replay each chunk with graph and push its embedding gradient into the parameters.
+        let mut accumulator = GradientsAccumulator::<M>::new();
+        for (role, grad) in EmbeddingRole::ALL.into_iter().zip(role_grads) {
+            let Some(grad) = grad else { continue };
+            for (chunk, rows) in chunk_ranges(encoder.rows(role), self.chunk_size).enumerate() {
+                device.seed(chunk_seed(step_seed, role, chunk));
+                let emb = encoder.embed(model, role, rows.clone());
+                let upstream = grad.clone().slice(rows).autodiff();
+                let surrogate = (emb * upstream).sum();
+                let grads = GradientsParams::from_grads(surrogate.backward(), model);
+                accumulator.accumulate(model, grads);
+            }
+        }
+        Ok(LossStep { loss: loss_value, grads: accumulator.grads() })
+    }
+
+    /// Reference without caching: same per-chunk dropout seeds, every chunk forwarded with graph,
+    /// one loss and one backward. Memory grows with the batch; use it to check [`CachedLoss::step`]
+    /// or when the batch fits anyway.
+    pub fn uncached_step<M, E>(
+        &self,
+        model: &M,
+        encoder: &E,
+        group_keys: Option<&[u64]>,
+        step_seed: u64,
+    ) -> Result<LossStep, LossError>
+    where
+        M: Module,
+        E: ChunkedEncoder<M>,
+    {
+        let device = seed_device(model)?;
+        let mut full: Vec<Option<Tensor<2>>> = Vec::with_capacity(3);
+        for role in EmbeddingRole::ALL {
+            let chunks = self.embed_role(model, encoder, role, step_seed, &device)?;
+            full.push(chunks.map(|c| Tensor::cat(c, 0)));
+        }
+        let [queries, positives, negatives] = <[_; 3]>::try_from(full).expect("three roles");
+        let batch = ContrastiveBatch {
+            queries: queries.expect("queries"),
+            positives: positives.expect("positives"),
+            negatives,
+            group_keys,
+        };
+        let loss = self.loss.forward(batch)?;
+        let loss_value = scalar(&loss);
+        let grads = GradientsParams::from_grads(loss.backward(), model);
+        Ok(LossStep { loss: loss_value, grads })
+    }
+
+    /// Embeds all chunks of `role` (each after seeding); `None` when the role has no rows.
+    fn embed_role<M: Module, E: ChunkedEncoder<M>>(
+        &self,
+        model: &M,
+        encoder: &E,
+        role: EmbeddingRole,
+        step_seed: u64,
+        device: &Device,
+    ) -> Result<Option<Vec<Tensor<2>>>, LossError> {
+        let total = encoder.rows(role);
+        if total == 0 {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(total.div_ceil(self.chunk_size));
+        let mut dim = 0;
+        for (chunk, rows) in chunk_ranges(total, self.chunk_size).enumerate() {
+            device.seed(chunk_seed(step_seed, role, chunk));
+            let emb = encoder.embed(model, role, rows.clone());
+            let [r, d] = emb.dims();
+            if chunk == 0 {
+                dim = d;
+            }
+            if r != rows.len() || d != dim {
+                return Err(LossError::ChunkShape { role: role.name(), chunk, actual: vec![r, d], rows: rows.len(), dim });
+            }
+            if !emb.is_autodiff() {
+                return Err(LossError::NotAutodiff { role: role.name(), chunk });
+            }
+            out.push(emb);
+        }
+        Ok(Some(out))
+    }
+}
+
+/// `0..total` split into consecutive ranges of at most `chunk` rows.
+pub fn chunk_ranges(total: usize, chunk: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..total).step_by(chunk.max(1)).map(move |start| start..(start + chunk).min(total))
+}
+
+/// Forces lazy parameters to materialise (their random init would otherwise consume the seeded
+/// RNG inside the first chunk and shift its dropout masks) and returns a device to seed.
+fn seed_device<M: Module>(model: &M) -> Result<Device, LossError> {
+    struct Materialise(Option<Device>);
+    impl ModuleVisitor for Materialise {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            self.0.get_or_insert_with(|| value.device());
+        }
+    }
+    let mut visitor = Materialise(None);
+    model.visit(&mut visitor);
+    visitor.0.ok_or(LossError::NoDevice)
+}
+
+fn scalar(loss: &Tensor<1>) -> f64 {
+    loss.clone().into_scalar::<f64>()
+}
