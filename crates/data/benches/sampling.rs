@@ -1,1 +1,33 @@
-fn main() {}
+//! Sampler throughput on the real MLQA-R and XQuAD-R training views (batch 100).
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use hybrid_ir_data::sampler::{SamplerConfig, SamplerKind};
+use hybrid_ir_data::{resolve_data_dir, LareqaBenchmark, NegativePolicy, ParallelCorpus};
+
+fn corpus(benchmark: LareqaBenchmark) -> Arc<ParallelCorpus> {
+    let root = resolve_data_dir(None);
+    let dataset = benchmark.load(&root).unwrap_or_else(|e| panic!("{e} (set HYBRID_IR_DATA)"));
+    Arc::new(ParallelCorpus::from_lareqa(&dataset, NegativePolicy::SameParagraph))
+}
+
+fn sampling(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sampler");
+    group.throughput(Throughput::Elements(100));
+    for benchmark in [LareqaBenchmark::MlqaR, LareqaBenchmark::XquadR] {
+        let corpus = corpus(benchmark);
+        for kind in [SamplerKind::Mono, SamplerKind::Cross, SamplerKind::Mixed, SamplerKind::Hybrid] {
+            let mut sampler = SamplerConfig::new(kind).build(corpus.clone()).unwrap();
+            group.bench_function(format!("{benchmark}/{kind:?}/next_batch"), |b| b.iter(|| sampler.next_batch()));
+        }
+        let mut sampler = SamplerConfig::new(SamplerKind::Hybrid).build(corpus.clone()).unwrap();
+        group.bench_function(format!("{benchmark}/Hybrid/state+restore"), |b| {
+            b.iter_batched(|| sampler.state(), |s| sampler.restore(&s).unwrap(), BatchSize::SmallInput)
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, sampling);
+criterion_main!(benches);

@@ -118,6 +118,9 @@ pub struct LareqaParagraph {
     pub context: Arc<str>,
     /// LAReQA's sentence split of the paragraph: these are the retrieval candidates.
     pub sentences: Vec<Arc<str>>,
+    /// `[start, end)` code-point offsets of each sentence in `context` (two Turkish XQuAD-R
+    /// breaks are off by two; they are used only to locate answers).
+    pub sentence_breaks: Vec<[usize; 2]>,
 }
 
 /// One question of one language file.
@@ -133,6 +136,8 @@ pub struct LareqaQuestion {
     pub sentence: usize,
     /// The answer span text.
     pub answer: Arc<str>,
+    /// Code-point offset of the answer in the paragraph's context.
+    pub answer_start: usize,
 }
 
 /// Everything one language file holds.
@@ -279,6 +284,17 @@ pub fn load_language(path: &Path, lang: &str) -> Result<LareqaLanguage> {
                         ),
                     ));
                 }
+                // The offsets are only trustworthy if they point at the answer text.
+                let n = answer.text.chars().count();
+                if !para.context.chars().skip(answer.answer_start).take(n).eq(answer.text.chars()) {
+                    return Err(format_err(
+                        qplace,
+                        format!(
+                            "answer text {:?} is not at code point {} of the context",
+                            answer.text, answer.answer_start
+                        ),
+                    ));
+                }
                 let sentence = para
                     .sentence_breaks
                     .iter()
@@ -301,6 +317,7 @@ pub fn load_language(path: &Path, lang: &str) -> Result<LareqaLanguage> {
                     paragraph: p_index,
                     sentence,
                     answer: answer.text.into(),
+                    answer_start: answer.answer_start,
                 });
             }
             paragraphs.push(LareqaParagraph {
@@ -308,6 +325,7 @@ pub fn load_language(path: &Path, lang: &str) -> Result<LareqaLanguage> {
                 title: title.clone(),
                 context: para.context.into(),
                 sentences: para.sentences.into_iter().map(Arc::from).collect(),
+                sentence_breaks: para.sentence_breaks,
             });
         }
     }
