@@ -5,12 +5,15 @@
 //!   model directories under `models/` (see `fetch_models.rs`).
 //! - `libtorch`: unpack a CPU libtorch 2.9.0 from the PyPI torch wheel for the `tch` feature
 //!   (see `libtorch.rs`).
+//! - `test`: the whole test suite from nothing: models, flex pass, libtorch, tch-cpu pass
+//!   (see `test_suite.rs`).
 
 mod e5s1;
 mod e5_convert;
 mod fetch_models;
 mod libtorch;
 mod pip;
+mod test_suite;
 
 use std::path::PathBuf;
 
@@ -29,12 +32,15 @@ enum Task {
     FetchModels(fetch_models::FetchModelsArgs),
     /// Unpack libtorch 2.9.0 (CPU) from the PyPI torch wheel, for builds with `--features tch`.
     Libtorch(libtorch::LibtorchArgs),
+    /// Run the whole test suite, setting up everything it needs (models, libtorch).
+    Test(test_suite::TestArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let result = match Cli::parse().task {
         Task::FetchModels(args) => fetch_models::run(&args),
         Task::Libtorch(args) => libtorch::run(&args),
+        Task::Test(args) => test_suite::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

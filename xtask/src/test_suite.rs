@@ -1,0 +1,120 @@
+//! `cargo xtask test`: the project's whole test suite, set up from nothing.
+//!
+//! 1. fetch the real models the tests use (`fetch-models`, idempotent);
+//! 2. `cargo test --workspace` on the default flex (pure-Rust CPU) backend;
+//! 3. unpack libtorch 2.9.0 from PyPI (`libtorch`, idempotent) and run the tests of every crate
+//!    that has a `tch` feature again with it on, so the same device tests also run on tch-cpu.
+//!    This pass uses its own target dir (`<cache>/target-tch`): toggling burn's `tch` feature in
+//!    one target dir would rebuild burn on every switch.
+//!
+//! Nothing is skipped silently: `--no-tch` is a developer shortcut that says what it leaves out.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// Arguments of `cargo xtask test`.
+#[derive(clap::Args)]
+pub struct TestArgs {
+    /// Skip the LibTorch (tch-cpu) pass. CI never sets this.
+    #[arg(long)]
+    no_tch: bool,
+    /// Build tests in release mode (slower to build, faster to run).
+    #[arg(long)]
+    release: bool,
+    /// Extra arguments passed to every `cargo test` after `--` (e.g. a test name filter).
+    #[arg(last = true)]
+    test_args: Vec<String>,
+}
+
+/// Runs the task.
+pub fn run(args: &TestArgs) -> Result<()> {
+    let root = crate::workspace_root();
+    let this = std::env::current_exe().context("locating the xtask binary")?;
+
+    step("fetch models");
+    run_cmd(Command::new(&this).arg("fetch-models").current_dir(&root))?;
+
+    step("cargo test --workspace (flex)");
+    let mut flex = cargo_test(&root, args);
+    flex.arg("--workspace");
+    run_cmd(&mut flex)?;
+
+    if args.no_tch {
+        eprintln!("\nxtask test: --no-tch given: the tch-cpu pass was NOT run.");
+        return Ok(());
+    }
+    step("libtorch 2.9.0 (CPU, from PyPI)");
+    let libtorch = crate::cache_root().join("libtorch-2.9.0");
+    run_cmd(Command::new(&this).arg("libtorch").arg("--dest").arg(&libtorch).current_dir(&root))?;
+
+    let packages = packages_with_feature(&root, "tch")?;
+    if packages.is_empty() {
+        bail!("no workspace package has a `tch` feature: the LibTorch pass would test nothing");
+    }
+    step(&format!("cargo test --features tch ({})", packages.join(", ")));
+    let mut tch = cargo_test(&root, args);
+    for p in &packages {
+        tch.arg("-p").arg(p);
+    }
+    let features: Vec<String> = packages.iter().map(|p| format!("{p}/tch")).collect();
+    tch.arg("--features").arg(features.join(","));
+    tch.env("LIBTORCH", libtorch.join("torch"));
+    // The tch pass gets its own target dir next to the main one (see the module docs).
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| PathBuf::from(d).with_extension("tch"))
+        .unwrap_or_else(|| crate::cache_root().join("target-tch"));
+    tch.env("CARGO_TARGET_DIR", target);
+    run_cmd(&mut tch)?;
+    eprintln!("\nxtask test: all passes succeeded (flex and tch-cpu).");
+    Ok(())
+}
+
+fn cargo_test(root: &Path, args: &TestArgs) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root).arg("test");
+    if args.release {
+        cmd.arg("--release");
+    }
+    if !args.test_args.is_empty() {
+        cmd.arg("--").args(&args.test_args);
+    }
+    cmd
+}
+
+/// Workspace packages that declare `feature` (read from `cargo metadata`).
+fn packages_with_feature(root: &Path, feature: &str) -> Result<Vec<String>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(root)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let mut names: Vec<String> = meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["features"].get(feature).is_some())
+        .filter_map(|p| p["name"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn step(what: &str) {
+    eprintln!("\n==> xtask test: {what}");
+}
+
+fn run_cmd(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
