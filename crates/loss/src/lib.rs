@@ -26,6 +26,11 @@
 //! assert!(q.grad(&grads).is_some());
 //! ```
 
+/// Compiles and runs the README's code blocks as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod cached;
 mod config;
 mod error;
