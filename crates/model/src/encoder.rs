@@ -1,0 +1,265 @@
+//! A config-driven BERT-family transformer encoder (BERT, XLM-R, LaBSE layouts) in burn.
+//!
+//! The module tree mirrors Hugging Face `BertModel` names so checkpoints map with two renames
+//! (`attention.self` -> `attention.self_attention`, `LayerNorm` -> `layer_norm`). The layer is
+//! hand-written post-LN, as in HF: dropout on the embeddings, on attention probabilities and on
+//! both residual branches (none after GELU). Attention uses matmul + an additive mask + softmax,
+//! not burn's fused `attention` op, whose boolean mask is inverted on LibTorch.
+//! Dropout acts only on autodiff devices (see burn's `Dropout`), so the same module trains on an
+//! autodiff device and runs deterministic inference on a plain one.
+
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::{Device, Int, Tensor};
+
+use crate::config::BertConfig;
+use crate::pooling::{PoolingConfig, PoolingMode, cls_pool, l2_normalize, mean_pool};
+
+/// Additive attention bias for padding keys: large enough that `exp` underflows to 0 in f32.
+const MASKED_SCORE: f32 = -1e9;
+
+/// Word + position + token-type embeddings, LayerNorm, dropout.
+#[derive(Module, Debug)]
+pub struct BertEmbeddings {
+    /// `[vocab, hidden]`.
+    pub word_embeddings: Embedding,
+    /// `[max_positions, hidden]`.
+    pub position_embeddings: Embedding,
+    /// `[type_vocab, hidden]`.
+    pub token_type_embeddings: Embedding,
+    /// Output LayerNorm.
+    pub layer_norm: LayerNorm,
+    /// Output dropout.
+    pub dropout: Dropout,
+    /// First position id (0 for BERT, `padding_idx + 1` for XLM-R).
+    pub position_offset: usize,
+}
+
+impl BertEmbeddings {
+    /// `input_ids [B, L]` -> `[B, L, H]`. Token types are all 0 (single-segment inputs).
+    pub fn forward(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
+        let [_, len] = input_ids.dims();
+        let device = input_ids.device();
+        let start = self.position_offset as i64;
+        let positions = Tensor::<1, Int>::arange(start..start + len as i64, &device).reshape([1, len]);
+        let types = Tensor::<2, Int>::zeros([1, len], &device);
+        let words = self.word_embeddings.forward(input_ids);
+        // [1, L, H] position/type rows broadcast over the batch.
+        let x = words + self.position_embeddings.forward(positions) + self.token_type_embeddings.forward(types);
+        self.dropout.forward(self.layer_norm.forward(x))
+    }
+}
+
+/// Multi-head self-attention (Q, K, V projections and the probability dropout).
+#[derive(Module, Debug)]
+pub struct BertSelfAttention {
+    /// Query projection.
+    pub query: Linear,
+    /// Key projection.
+    pub key: Linear,
+    /// Value projection.
+    pub value: Linear,
+    /// Dropout on attention probabilities.
+    pub dropout: Dropout,
+    /// Number of heads.
+    pub num_heads: usize,
+}
+
+impl BertSelfAttention {
+    /// `x [B, L, H]`, `bias [B, 1, 1, L]` (0 or [`MASKED_SCORE`]) -> context `[B, L, H]`.
+    pub fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
+        let [batch, len, hidden] = x.dims();
+        let head_dim = hidden / self.num_heads;
+        let split = |t: Tensor<3>| t.reshape([batch, len, self.num_heads, head_dim]).swap_dims(1, 2);
+        let q = split(self.query.forward(x.clone()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x));
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (head_dim as f64).sqrt()) + bias;
+        let probs = self.dropout.forward(softmax(scores, 3));
+        probs.matmul(v).swap_dims(1, 2).reshape([batch, len, hidden])
+    }
+}
+
+/// Attention output projection, dropout, residual and LayerNorm.
+#[derive(Module, Debug)]
+pub struct BertSelfOutput {
+    /// Output projection.
+    pub dense: Linear,
+    /// Post-residual LayerNorm.
+    pub layer_norm: LayerNorm,
+    /// Residual-branch dropout.
+    pub dropout: Dropout,
+}
+
+/// Self-attention block (`attention.self` + `attention.output` in HF).
+#[derive(Module, Debug)]
+pub struct BertAttention {
+    /// Q/K/V and softmax (`attention.self` in HF checkpoints).
+    pub self_attention: BertSelfAttention,
+    /// Output projection and LayerNorm.
+    pub output: BertSelfOutput,
+}
+
+/// FFN up-projection (`intermediate` in HF), followed by exact GELU.
+#[derive(Module, Debug)]
+pub struct BertIntermediate {
+    /// `hidden -> intermediate`.
+    pub dense: Linear,
+}
+
+/// FFN down-projection, dropout, residual and LayerNorm (`output` in HF).
+#[derive(Module, Debug)]
+pub struct BertOutput {
+    /// `intermediate -> hidden`.
+    pub dense: Linear,
+    /// Post-residual LayerNorm.
+    pub layer_norm: LayerNorm,
+    /// Residual-branch dropout.
+    pub dropout: Dropout,
+}
+
+/// One post-LN transformer layer.
+#[derive(Module, Debug)]
+pub struct BertLayer {
+    /// Attention block.
+    pub attention: BertAttention,
+    /// FFN up-projection.
+    pub intermediate: BertIntermediate,
+    /// FFN down-projection and LayerNorm.
+    pub output: BertOutput,
+}
+
+impl BertLayer {
+    /// `x [B, L, H]` -> `[B, L, H]`.
+    pub fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
+        let ctx = self.attention.self_attention.forward(x.clone(), bias);
+        let out = &self.attention.output;
+        let x = out.layer_norm.forward(out.dropout.forward(out.dense.forward(ctx)) + x);
+        let h = gelu(self.intermediate.dense.forward(x.clone()));
+        let o = &self.output;
+        o.layer_norm.forward(o.dropout.forward(o.dense.forward(h)) + x)
+    }
+}
+
+/// The layer stack (`encoder` in HF).
+#[derive(Module, Debug)]
+pub struct BertStack {
+    /// Layers, `encoder.layer.{i}` in HF.
+    pub layer: Vec<BertLayer>,
+}
+
+/// BERT's pooler: `tanh(dense(h_cls))`.
+#[derive(Module, Debug)]
+pub struct BertPooler {
+    /// `hidden -> hidden`.
+    pub dense: Linear,
+}
+
+/// A BERT-family encoder: token ids and attention mask in, token states or pooled embeddings out.
+///
+/// Build it with [`BertEncoder::new`] (random weights, for training from scratch or tests) or
+/// load a Hugging Face directory with [`crate::hf::load_hf_dir`].
+#[derive(Module, Debug)]
+pub struct BertEncoder {
+    /// Embedding block.
+    pub embeddings: BertEmbeddings,
+    /// Transformer layers.
+    pub encoder: BertStack,
+    /// Optional BERT pooler (checkpoints without one, such as the Q4 e5, have none).
+    pub pooler: Option<BertPooler>,
+}
+
+fn linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out).init(device)
+}
+
+fn layer_norm(config: &BertConfig, device: &Device) -> LayerNorm {
+    LayerNormConfig::new(config.hidden_size).with_epsilon(config.layer_norm_eps).init(device)
+}
+
+impl BertEncoder {
+    /// A freshly initialised encoder for `config`; `with_pooler` adds the BERT pooler.
+    /// Parameters are lazy: they materialise on first use or are replaced by a checkpoint load.
+    pub fn new(config: &BertConfig, with_pooler: bool, device: &Device) -> Self {
+        let h = config.hidden_size;
+        let hidden_dropout = || DropoutConfig::new(config.hidden_dropout_prob).init();
+        let layers = (0..config.num_hidden_layers)
+            .map(|_| BertLayer {
+                attention: BertAttention {
+                    self_attention: BertSelfAttention {
+                        query: linear(h, h, device),
+                        key: linear(h, h, device),
+                        value: linear(h, h, device),
+                        dropout: DropoutConfig::new(config.attention_probs_dropout_prob).init(),
+                        num_heads: config.num_attention_heads,
+                    },
+                    output: BertSelfOutput {
+                        dense: linear(h, h, device),
+                        layer_norm: layer_norm(config, device),
+                        dropout: hidden_dropout(),
+                    },
+                },
+                intermediate: BertIntermediate { dense: linear(h, config.intermediate_size, device) },
+                output: BertOutput {
+                    dense: linear(config.intermediate_size, h, device),
+                    layer_norm: layer_norm(config, device),
+                    dropout: hidden_dropout(),
+                },
+            })
+            .collect();
+        Self {
+            embeddings: BertEmbeddings {
+                word_embeddings: EmbeddingConfig::new(config.vocab_size, h).init(device),
+                position_embeddings: EmbeddingConfig::new(config.max_position_embeddings, h).init(device),
+                token_type_embeddings: EmbeddingConfig::new(config.type_vocab_size, h).init(device),
+                layer_norm: layer_norm(config, device),
+                dropout: hidden_dropout(),
+                position_offset: config.position_offset(),
+            },
+            encoder: BertStack { layer: layers },
+            pooler: with_pooler.then(|| BertPooler { dense: linear(h, h, device) }),
+        }
+    }
+
+    /// Hidden size (embedding dimension).
+    pub fn hidden_size(&self) -> usize {
+        self.embeddings.word_embeddings.weight.dims()[1]
+    }
+
+    /// Last-layer token states: `input_ids [B, L]`, `attention_mask [B, L]` (1 = token, 0 = pad)
+    /// -> `[B, L, H]`.
+    pub fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>) -> Tensor<3> {
+        let [batch, len] = attention_mask.dims();
+        // (1 - mask) * MASKED_SCORE, shaped [B, 1, 1, L] to broadcast over heads and queries.
+        let bias = (attention_mask.float().neg().add_scalar(1.0) * MASKED_SCORE).reshape([batch, 1, 1, len]);
+        let mut x = self.embeddings.forward(input_ids);
+        for layer in &self.encoder.layer {
+            x = layer.forward(x, bias.clone());
+        }
+        x
+    }
+
+    /// Pools token states into `[B, H]` and optionally L2-normalises.
+    ///
+    /// # Panics
+    /// With [`PoolingMode::Pooler`] on an encoder without pooler weights (the loader refuses that
+    /// combination up front).
+    pub fn pool(&self, states: Tensor<3>, attention_mask: Tensor<2, Int>, pooling: PoolingConfig) -> Tensor<2> {
+        let pooled = match pooling.mode {
+            PoolingMode::Mean => mean_pool(states, attention_mask),
+            PoolingMode::Cls => cls_pool(states),
+            PoolingMode::Pooler => {
+                let pooler = self.pooler.as_ref().expect("pooling = pooler needs pooler weights");
+                pooler.dense.forward(cls_pool(states)).tanh()
+            }
+        };
+        if pooling.normalize { l2_normalize(pooled) } else { pooled }
+    }
+
+    /// Token ids and mask -> pooled (and optionally normalised) embeddings `[B, H]`.
+    pub fn embed(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>, pooling: PoolingConfig) -> Tensor<2> {
+        let states = self.forward(input_ids, attention_mask.clone());
+        self.pool(states, attention_mask, pooling)
+    }
+}

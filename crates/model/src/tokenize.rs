@@ -1,0 +1,146 @@
+//! Tokenization with the `tokenizers` crate and our own batching (padding to the batch's longest
+//! sequence with the model's pad id, plus an attention mask).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::error::{ModelError, Result};
+
+/// A `tokenizer.json` tokenizer with padding disabled and truncation set to `max_len` tokens
+/// (special tokens included, as in Hugging Face `truncation=True, max_length=max_len`).
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    pad_id: u32,
+    max_len: usize,
+    path: PathBuf,
+    /// The file as read, so an export writes it back byte-for-byte.
+    source_json: Arc<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TextTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextTokenizer")
+            .field("path", &self.path)
+            .field("vocab_size", &self.vocab_size())
+            .field("pad_id", &self.pad_id)
+            .field("max_len", &self.max_len)
+            .finish()
+    }
+}
+
+/// Token ids of a batch, right-padded to the longest sequence, row-major `[batch, len]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenBatch {
+    /// Token ids, pad id in padded positions.
+    pub input_ids: Vec<i64>,
+    /// 1 for real tokens, 0 for padding.
+    pub attention_mask: Vec<i64>,
+    /// Number of sequences.
+    pub batch: usize,
+    /// Padded length.
+    pub len: usize,
+}
+
+impl TokenBatch {
+    /// Pads `sequences` to their longest length with `pad_id`.
+    pub fn from_sequences(sequences: &[Vec<u32>], pad_id: u32) -> Self {
+        let len = sequences.iter().map(Vec::len).max().unwrap_or(0);
+        let mut input_ids = Vec::with_capacity(sequences.len() * len);
+        let mut attention_mask = Vec::with_capacity(sequences.len() * len);
+        for seq in sequences {
+            input_ids.extend(seq.iter().map(|&t| i64::from(t)));
+            input_ids.extend(std::iter::repeat_n(i64::from(pad_id), len - seq.len()));
+            attention_mask.extend(std::iter::repeat_n(1, seq.len()));
+            attention_mask.extend(std::iter::repeat_n(0, len - seq.len()));
+        }
+        Self { input_ids, attention_mask, batch: sequences.len(), len }
+    }
+
+    /// `(input_ids, attention_mask)` as `[batch, len]` int tensors on `device`.
+    pub fn to_tensors(&self, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>) {
+        let shape = [self.batch, self.len];
+        (
+            Tensor::from_data(TensorData::new(self.input_ids.clone(), shape), device),
+            Tensor::from_data(TensorData::new(self.attention_mask.clone(), shape), device),
+        )
+    }
+}
+
+impl TextTokenizer {
+    /// Loads `tokenizer.json`, turning off any padding baked into the file and truncating at
+    /// `max_len`. `pad_id` is the model's padding id (`pad_token_id` of `config.json`).
+    pub fn from_file(path: &Path, pad_id: u32, max_len: usize) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+        let err = |message: String| ModelError::Tokenizer { path: path.to_path_buf(), message };
+        let mut inner = Tokenizer::from_bytes(&bytes).map_err(|e| err(e.to_string()))?;
+        inner.with_padding(None);
+        inner
+            .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
+            .map_err(|e| err(e.to_string()))?;
+        if pad_id as usize >= inner.get_vocab_size(true) {
+            return Err(err(format!("pad id {pad_id} is outside the vocabulary ({})", inner.get_vocab_size(true))));
+        }
+        Ok(Self { inner, pad_id, max_len, path: path.to_path_buf(), source_json: Arc::new(bytes) })
+    }
+
+    /// Vocabulary size including added tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Padding id.
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    /// Truncation length (special tokens included).
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Id of a token string, if it is in the vocabulary.
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// The `tokenizer.json` bytes this tokenizer was read from.
+    pub fn source_json(&self) -> &[u8] {
+        &self.source_json
+    }
+
+    /// Token ids of one text, special tokens added, truncated to `max_len`.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self.inner.encode(text, true).map_err(|e| ModelError::Tokenizer {
+            path: self.path.clone(),
+            message: format!("encoding {:?}: {e}", truncate_for_message(text)),
+        })?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Token ids of many texts.
+    pub fn encode_all<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>> {
+        texts.iter().map(|t| self.encode(t.as_ref())).collect()
+    }
+
+    /// Tokenizes and pads `texts` into one batch.
+    pub fn batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<TokenBatch> {
+        Ok(TokenBatch::from_sequences(&self.encode_all(texts)?, self.pad_id))
+    }
+}
+
+fn truncate_for_message(text: &str) -> String {
+    text.chars().take(60).collect()
+}
+
+/// Groups sequence indices into batches of at most `batch_size`, longest first, so each batch
+/// pads little. Returns index lists into `lengths`.
+pub fn length_sorted_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    // Stable sort: equal lengths keep input order, so results are deterministic.
+    order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+    order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect()
+}
