@@ -40,7 +40,7 @@ pub fn run(args: &LibtorchArgs) -> Result<()> {
     let download = crate::cache_root().join(format!("libtorch-{TORCH_VERSION}-wheels"));
     let mut requirements = vec![format!("torch=={TORCH_VERSION}")];
     requirements.extend(NVIDIA_WHEELS.iter().map(|s| s.to_string()));
-    pip_download(&requirements, &download, Some("manylinux_2_28_x86_64"))?;
+    pip_download(&requirements, &download, None)?;
     std::fs::create_dir_all(&dest)?;
     for entry in std::fs::read_dir(&download)? {
         let path = entry?.path();

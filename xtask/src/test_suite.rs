@@ -61,6 +61,8 @@ pub fn run(args: &TestArgs) -> Result<()> {
     let features: Vec<String> = packages.iter().map(|p| format!("{p}/tch")).collect();
     tch.arg("--features").arg(features.join(","));
     tch.env("LIBTORCH", libtorch.join("torch"));
+    // Test binaries of crates without the rpath build script still need to find libtorch.
+    tch.env("LD_LIBRARY_PATH", libtorch.join("torch/lib"));
     // The tch pass gets its own target dir next to the main one (see the module docs).
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(|d| PathBuf::from(d).with_extension("tch"))
