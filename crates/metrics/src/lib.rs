@@ -35,3 +35,8 @@ pub use measures::{Metric, QueryRanks};
 pub use rank::{ranks_of, ScoreFunction};
 pub use trec::{evaluate_run, Qrels, Run, TrecReport};
 
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
