@@ -1,0 +1,108 @@
+//! Evaluation that shares the frozen bottom of the encoder across models.
+//!
+//! When runs train only the top `k` layers, every model of a comparison has the same embeddings
+//! and lower layers as the start model. [`FrozenPrefixCache`] runs those once over a text set,
+//! keeps the hidden states, and then embeds the texts with any model by running only its top
+//! layers. The result is the same computation as a full forward (same ops, same order), which
+//! `tests/frozen.rs` checks bit for bit.
+
+use burn::tensor::{Int, Tensor};
+use hybrid_ir_model::{BertEncoder, PoolingConfig, TokenBatch, length_sorted_batches};
+use ndarray::Array2;
+
+use crate::encode::{model_device, tensor_to_vec};
+use crate::error::{Result, TrainError};
+
+/// Attention bias of the encoder for padding keys (`BertEncoder::forward` uses the same value).
+const MASKED_SCORE: f32 = -1e9;
+
+struct CachedBatch {
+    rows: Vec<usize>,
+    states: Tensor<3>,
+    mask: Tensor<2, Int>,
+}
+
+/// Hidden states after the first `frozen_layers` layers for a fixed list of token sequences.
+pub struct FrozenPrefixCache {
+    frozen_layers: usize,
+    num_rows: usize,
+    batches: Vec<CachedBatch>,
+}
+
+impl std::fmt::Debug for FrozenPrefixCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrozenPrefixCache")
+            .field("frozen_layers", &self.frozen_layers)
+            .field("num_rows", &self.num_rows)
+            .field("batches", &self.batches.len())
+            .finish()
+    }
+}
+
+fn attention_bias(mask: &Tensor<2, Int>) -> Tensor<4> {
+    let [batch, len] = mask.dims();
+    (mask.clone().float().neg().add_scalar(1.0) * MASKED_SCORE).reshape([batch, 1, 1, len])
+}
+
+impl FrozenPrefixCache {
+    /// Runs the embeddings and layers `0..frozen_layers` of `base` (a `valid()` model) over
+    /// `sequences` in length-sorted batches. `progress` gets the number of sequences done.
+    pub fn build(
+        base: &BertEncoder,
+        sequences: &[Vec<u32>],
+        pad_id: u32,
+        frozen_layers: usize,
+        batch_size: usize,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Self> {
+        let n = base.encoder.layer.len();
+        if frozen_layers > n {
+            return Err(TrainError::Other(format!("cannot freeze {frozen_layers} layers of a {n}-layer encoder")));
+        }
+        let device = model_device(base);
+        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
+        let mut batches = Vec::new();
+        let mut done = 0;
+        for rows in length_sorted_batches(&lengths, batch_size) {
+            let seqs: Vec<Vec<u32>> = rows.iter().map(|&i| sequences[i].clone()).collect();
+            let (ids, mask) = TokenBatch::from_sequences(&seqs, pad_id).to_tensors(&device);
+            let bias = attention_bias(&mask);
+            let mut x = base.embeddings.forward(ids);
+            for layer in &base.encoder.layer[..frozen_layers] {
+                x = layer.forward(x, bias.clone());
+            }
+            done += rows.len();
+            batches.push(CachedBatch { rows, states: x, mask });
+            progress(done);
+        }
+        Ok(Self { frozen_layers, num_rows: sequences.len(), batches })
+    }
+
+    /// Layers shared through the cache.
+    pub fn frozen_layers(&self) -> usize {
+        self.frozen_layers
+    }
+
+    /// Embeds the cached texts with `model` (a `valid()` model whose bottom equals the base's):
+    /// only layers `frozen_layers..` run. Rows come back in input order.
+    pub fn embed(&self, model: &BertEncoder, pooling: PoolingConfig, mut progress: impl FnMut(usize)) -> Result<Array2<f32>> {
+        let dim = model.hidden_size();
+        let mut out = Array2::<f32>::zeros((self.num_rows, dim));
+        let mut done = 0;
+        for b in &self.batches {
+            let bias = attention_bias(&b.mask);
+            let mut x = b.states.clone();
+            for layer in &model.encoder.layer[self.frozen_layers..] {
+                x = layer.forward(x, bias.clone());
+            }
+            let emb = model.pool(x, b.mask.clone(), pooling);
+            let values = tensor_to_vec(emb, std::path::Path::new("<embeddings>"))?;
+            for (r, &i) in b.rows.iter().enumerate() {
+                out.row_mut(i).assign(&ndarray::ArrayView1::from(&values[r * dim..(r + 1) * dim]));
+            }
+            done += b.rows.len();
+            progress(done);
+        }
+        Ok(out)
+    }
+}

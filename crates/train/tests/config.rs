@@ -1,0 +1,103 @@
+//! Config parsing and validation: unknown keys and impossible values are refused, each naming
+//! the field; the reference config is complete and valid.
+
+mod common;
+
+use std::path::Path;
+
+use hybrid_ir_train::{TrainConfig, TrainError};
+
+fn minimal(extra: &str) -> String {
+    format!(
+        "output_dir = \"/tmp/x\"\n[model]\ndir = \"{}\"\n[data]\ncorpora = [\"xquad-r\"]\n[sampler]\nkind = \"hybrid\"\n{extra}",
+        common::model_dir("all-MiniLM-L6-v2").display()
+    )
+}
+
+fn parse(text: &str) -> Result<TrainConfig, TrainError> {
+    TrainConfig::from_toml_str(text, Path::new("test.toml"))
+}
+
+fn problems(config: &TrainConfig) -> Vec<String> {
+    match config.validate() {
+        Ok(()) => Vec::new(),
+        Err(TrainError::ConfigInvalid { problems }) => problems,
+        Err(other) => panic!("unexpected error {other}"),
+    }
+}
+
+#[test]
+fn minimal_config_gets_the_paper_defaults() {
+    let c = parse(&minimal("")).unwrap();
+    assert!(problems(&c).is_empty(), "{:?}", problems(&c));
+    assert_eq!(c.optim.lr, 3e-5);
+    assert_eq!(c.optim.weight_decay, 0.01);
+    assert_eq!(c.optim.eps, 1e-8);
+    assert_eq!(c.sampler.alpha, 0.5);
+    assert_eq!(c.sampler.batch_size, 100);
+    assert_eq!(c.loss.temperature, 0.05);
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_name() {
+    for (extra, key) in [("[optim]\nlearning_rate = 1e-4\n", "learning_rate"), ("[sampler2]\nx = 1\n", "sampler2")] {
+        let err = parse(&minimal(extra)).unwrap_err().to_string();
+        assert!(err.contains(key), "error does not name `{key}`: {err}");
+    }
+    let err = parse(&minimal("").replace("kind = \"hybrid\"", "kind = \"hybrid\"\nalfa = 0.5")).unwrap_err().to_string();
+    assert!(err.contains("alfa"), "{err}");
+}
+
+#[test]
+fn impossible_values_are_all_reported() {
+    let mut c = parse(&minimal("")).unwrap();
+    c.optim.lr = -1.0;
+    c.sampler.batch_size = 0;
+    c.sampler.alpha = 1.5;
+    c.model.dir = "/nonexistent/model".into();
+    c.loss.temperature = 0.0;
+    c.schedule.steps = 0;
+    c.optim.grad_accum = 0;
+    let p = problems(&c).join("\n");
+    for needle in ["optim.lr", "batch_size", "alpha", "/nonexistent/model", "fetch-models", "loss.temperature", "schedule.steps", "grad_accum"] {
+        assert!(p.contains(needle), "`{needle}` not reported in:\n{p}");
+    }
+}
+
+#[test]
+fn wrong_types_and_enum_values_are_refused() {
+    let err = parse(&minimal("[optim]\nlr = \"fast\"\n")).unwrap_err().to_string();
+    assert!(err.contains("lr"), "{err}");
+    let err = parse(&minimal("").replace("\"hybrid\"", "\"sideways\"")).unwrap_err().to_string();
+    assert!(err.contains("sideways"), "{err}");
+}
+
+#[test]
+fn overrides_apply_and_unknown_override_keys_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, minimal("")).unwrap();
+    let c = TrainConfig::load(&path, &["optim.lr=1e-4".into(), "sampler.kind=cross".into(), "data.languages=[\"en\",\"de\"]".into()])
+        .unwrap();
+    assert_eq!(c.optim.lr, 1e-4);
+    assert_eq!(c.sampler.kind, hybrid_ir_data::sampler::SamplerKind::Cross);
+    assert_eq!(c.data.languages, vec!["en", "de"]);
+    let err = TrainConfig::load(&path, &["optim.lrr=1".into()]).unwrap_err().to_string();
+    assert!(err.contains("lrr"), "{err}");
+    let err = TrainConfig::load(&path, &["no-equals-sign".into()]).unwrap_err().to_string();
+    assert!(err.contains("key=value"), "{err}");
+}
+
+#[test]
+fn reference_config_parses_validates_and_round_trips() {
+    let path = common::workspace().join("crates/train/configs/reference.toml");
+    let model = common::model_dir("multilingual-e5-small");
+    let c = TrainConfig::load(&path, &[format!("model.dir=\"{}\"", model.display())]).unwrap();
+    assert!(problems(&c).is_empty(), "{:?}", problems(&c));
+    let again = TrainConfig::from_toml_str(&c.to_toml(), Path::new("roundtrip")).unwrap();
+    assert_eq!(again, c);
+    assert_eq!(again.fingerprint(), c.fingerprint());
+    let mut other = c.clone();
+    other.sampler.alpha = 0.25;
+    assert_ne!(other.fingerprint(), c.fingerprint());
+}
