@@ -1,0 +1,262 @@
+//! `hybrid-ir train`, `hybrid-ir export` and `hybrid-ir reproduce`: thin wrappers over the
+//! `hybrid-ir-train` crate.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use hybrid_ir_train::reproduce::{ReproduceOptions, reproduce};
+use hybrid_ir_train::{RunOptions, StopReason, TrainConfig, export_run, install_ctrlc_handler, train};
+
+/// `hybrid-ir train`.
+#[derive(Args, Debug)]
+#[command(after_help = "EXAMPLES:\n  \
+    hybrid-ir train --config crates/train/configs/reference.toml\n  \
+    hybrid-ir train --config my.toml --sampler cross --steps 500 --set optim.warmup_steps=50\n  \
+    hybrid-ir train --config runs/my-run/config.toml --resume\n\n\
+    Every config field is documented in crates/train/configs/reference.toml. Ctrl-C saves a\n\
+    checkpoint and exits; --resume continues exactly where the run stopped.")]
+pub struct TrainArgs {
+    /// Training config (TOML). To resume, pass the run directory's config.toml (or the original).
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: PathBuf,
+    /// Override a config field with a dotted key, e.g. --set optim.lr=1e-4 --set data.languages='["en","de"]'.
+    /// Repeatable; checked exactly like the file (unknown keys are refused).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Shortcut for --set sampler.kind=KIND (mono | cross | mixed | hybrid).
+    #[arg(long, value_name = "KIND")]
+    pub sampler: Option<String>,
+    /// Shortcut for --set sampler.alpha=A.
+    #[arg(long, value_name = "A")]
+    pub alpha: Option<f64>,
+    /// Shortcut for --set schedule.steps=N.
+    #[arg(long, value_name = "N")]
+    pub steps: Option<u64>,
+    /// Shortcut for --set optim.lr=LR.
+    #[arg(long, value_name = "LR")]
+    pub lr: Option<f64>,
+    /// Shortcut for --set sampler.batch_size=B.
+    #[arg(long, value_name = "B")]
+    pub batch_size: Option<usize>,
+    /// Shortcut for --set model.dir=DIR.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Shortcut for --set output_dir=DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Shortcut for --set model.device=DEV (cpu | tch-cpu | tch-cuda:N).
+    #[arg(long, value_name = "DEV")]
+    pub device: Option<String>,
+    /// Shortcut for --set seed=S.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Continue the run in output_dir from its last checkpoint (same config required).
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after this optimizer step (saving a checkpoint); resume later with --resume.
+    #[arg(long, value_name = "STEP")]
+    pub stop_after: Option<u64>,
+    /// Validate the config and print it resolved, without training.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl TrainArgs {
+    /// `--set` overrides plus the shortcut flags, as dotted-key overrides.
+    fn overrides(&self) -> Vec<String> {
+        let mut o = self.set.clone();
+        let quote = |s: &str| format!("{s:?}");
+        if let Some(v) = &self.sampler {
+            o.push(format!("sampler.kind={}", quote(v)));
+        }
+        if let Some(v) = self.alpha {
+            o.push(format!("sampler.alpha={v:?}"));
+        }
+        if let Some(v) = self.steps {
+            o.push(format!("schedule.steps={v}"));
+        }
+        if let Some(v) = self.lr {
+            o.push(format!("optim.lr={v:?}"));
+        }
+        if let Some(v) = self.batch_size {
+            o.push(format!("sampler.batch_size={v}"));
+        }
+        if let Some(v) = &self.model {
+            o.push(format!("model.dir={}", quote(&v.display().to_string())));
+        }
+        if let Some(v) = &self.out {
+            o.push(format!("output_dir={}", quote(&v.display().to_string())));
+        }
+        if let Some(v) = &self.device {
+            o.push(format!("model.device={}", quote(v)));
+        }
+        if let Some(v) = self.seed {
+            o.push(format!("seed={v}"));
+        }
+        o
+    }
+}
+
+/// Runs `hybrid-ir train`.
+pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
+    let config = TrainConfig::load(&args.config, &args.overrides())?;
+    config.validate()?;
+    if args.dry_run {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    let stop_flag = Some(install_ctrlc_handler()?);
+    let options = RunOptions { resume: args.resume, stop_after_step: args.stop_after, stop_flag, progress: !args.no_progress };
+    let summary = train(&config, &options).with_context(|| format!("training run {}", config.output_dir.display()))?;
+    match summary.stop {
+        StopReason::Completed => println!("finished {} steps", summary.step),
+        StopReason::StopAfter | StopReason::Interrupted => println!(
+            "stopped at step {} ({:?}); continue with: hybrid-ir train --config {} --resume",
+            summary.step,
+            summary.stop,
+            summary.run_dir.join("config.toml").display()
+        ),
+    }
+    if let Some((step, loss)) = summary.best_val {
+        println!("best validation loss {loss:.4} at step {step}");
+    }
+    if let Some(r) = &summary.final_eval {
+        let s = &r.settings;
+        println!(
+            "{}: mAP mono {:.4}, cross {:.4}, multi {:.4}; rank distance {:.1}",
+            r.benchmark,
+            s.mono.map,
+            s.cross.map,
+            s.multi.map,
+            s.multi.rank_distance.unwrap_or(f64::NAN)
+        );
+    }
+    println!("run card: {}", summary.run_dir.join("run.md").display());
+    Ok(())
+}
+
+/// `hybrid-ir export`.
+#[derive(Args, Debug)]
+#[command(after_help = "EXAMPLE:\n  hybrid-ir export --run runs/my-run --out exported/my-model\n\n\
+    The output loads with sentence-transformers (SentenceTransformer(DIR)) and transformers\n\
+    (AutoModel.from_pretrained(DIR)), with the trained prefixes, pooling and max length.")]
+pub struct ExportArgs {
+    /// Run directory (holds config.toml and checkpoints/).
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// Output directory (Hugging Face + sentence-transformers layout).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Export the last checkpoint instead of the best (lowest validation loss).
+    #[arg(long)]
+    pub last: bool,
+}
+
+/// Runs `hybrid-ir export`.
+pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
+    export_run(&args.run, &args.out, args.last).with_context(|| format!("exporting {}", args.run.display()))?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// `hybrid-ir reproduce`.
+#[derive(Args, Debug)]
+#[command(after_help = "EXAMPLES:\n  \
+    hybrid-ir reproduce --model models/multilingual-e5-small                 # the CPU budget run (README)\n  \
+    hybrid-ir reproduce --model DIR --steps 2000 --batch-size 100 --trainable-layers 0 --device tch-cuda:0\n\n\
+    Trains one model per alpha (1 = X-X-mono, 0 = X-Y, 0.5 = Hybrid) from the same start on --train,\n\
+    evaluates each and the start model on --eval (and the reverse direction unless --one-way), and\n\
+    prints Table-1 (mAP mono/cross/multi) and Table-2 (rank distance) style tables and the\n\
+    language x language mAP matrices. Re-running the same command reuses or resumes finished runs.")]
+pub struct ReproduceArgs {
+    /// Start model directory (fetch with `cargo xtask fetch-models`).
+    #[arg(long, value_name = "DIR", default_value = "models/multilingual-e5-small")]
+    pub model: PathBuf,
+    /// Training benchmark.
+    #[arg(long, default_value = "mlqa-r")]
+    pub train: String,
+    /// Evaluation benchmark.
+    #[arg(long, default_value = "xquad-r")]
+    pub eval: String,
+    /// Only train on --train / evaluate on --eval (skip the reverse direction).
+    #[arg(long)]
+    pub one_way: bool,
+    /// Sampler alphas, one model each (1 = X-X-mono, 0 = X-Y).
+    #[arg(long, value_delimiter = ',', default_value = "1,0,0.5")]
+    pub alphas: Vec<f64>,
+    /// Optimizer steps per model.
+    #[arg(long, default_value_t = 40)]
+    pub steps: u64,
+    /// Pairs per batch (paper: 100).
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    /// Train only the top N layers; 0 or a number >= the model's layers trains everything.
+    #[arg(long, default_value_t = 2)]
+    pub trainable_layers: usize,
+    /// Query max length in tokens.
+    #[arg(long, default_value_t = 32)]
+    pub query_max_len: usize,
+    /// Passage max length in tokens.
+    #[arg(long, default_value_t = 64)]
+    pub passage_max_len: usize,
+    /// Evaluate only these languages (comma-separated); default all.
+    #[arg(long, value_delimiter = ',')]
+    pub eval_languages: Vec<String>,
+    /// Output directory (runs, results.md, results.json).
+    #[arg(long, value_name = "DIR", default_value = "runs/reproduce")]
+    pub out: PathBuf,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Data root (see `hybrid-ir --help`).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Device: cpu | tch-cpu | tch-cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Texts per encoder batch at evaluation.
+    #[arg(long, default_value_t = 64)]
+    pub eval_batch_size: usize,
+    /// No progress bars.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Runs `hybrid-ir reproduce`.
+pub fn run_reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
+    if !args.model.join("config.json").is_file() {
+        anyhow::bail!("{} is not a model directory; run `cargo xtask fetch-models` first", args.model.display());
+    }
+    let options = ReproduceOptions {
+        model_dir: args.model.clone(),
+        train: args.train.clone(),
+        eval: args.eval.clone(),
+        reverse: !args.one_way,
+        alphas: args.alphas.clone(),
+        steps: args.steps,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        trainable_layers: (args.trainable_layers > 0).then_some(args.trainable_layers),
+        query_max_len: args.query_max_len,
+        passage_max_len: args.passage_max_len,
+        eval_languages: args.eval_languages.clone(),
+        out_dir: args.out.clone(),
+        seed: args.seed,
+        data_dir: args.data.clone(),
+        device: args.device.clone(),
+        eval_batch_size: args.eval_batch_size,
+        progress: !args.no_progress,
+    };
+    let stop = Some(install_ctrlc_handler()?);
+    let (_, markdown) = reproduce(&options, stop)?;
+    println!("{markdown}");
+    println!("written to {}", args.out.join("results.md").display());
+    Ok(())
+}
