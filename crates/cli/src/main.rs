@@ -1,6 +1,9 @@
 //! `hybrid-ir`: train and evaluate multilingual dense retrievers with hybrid batch training.
 
 mod data;
+mod encode;
+mod eval;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +40,18 @@ enum Command {
     /// Inspect the corpora and audit the batch samplers.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Embed texts from a JSONL or Parquet file with a model directory; writes Parquet.
+    Encode(encode::EncodeArgs),
+    /// Evaluate retrieval: LAReQA mono / cross / multilingual mAP, recall and language bias from
+    /// a model or from precomputed embeddings, or TREC qrels + run files (MIRACL-style).
+    Eval(eval::EvalArgs),
+    /// Fine-tune a dual encoder with X-X-mono, X-Y or hybrid batches from a TOML config.
+    Train(train::TrainArgs),
+    /// Write a trained run's model as a Hugging Face + sentence-transformers directory.
+    Export(train::ExportArgs),
+    /// The paper's experiment: one model per sampler from the same start, evaluated zero-shot,
+    /// with Table-1/Table-2 style tables and language x language heatmaps.
+    Reproduce(train::ReproduceArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +64,11 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Data(cmd) => data::run(cmd),
+        Command::Encode(args) => encode::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Train(args) => train::run_train(args),
+        Command::Export(args) => train::run_export(args),
+        Command::Reproduce(args) => train::run_reproduce(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,156 @@
+//! `hybrid-ir eval`: the paper's evaluation protocol on XQuAD-R / MLQA-R from embeddings
+//! (mono / cross / multi mAP, R@1, R@10, MRR@10, rank distance), or TREC qrels + run scoring.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use hybrid_ir_data::{LareqaBenchmark, RetrievalBenchmark};
+use hybrid_ir_metrics::{
+    evaluate_benchmark, evaluate_run, heatmap::heatmap_svg, read_embeddings, table, EvalOptions, Metric, Qrels, Run,
+    ScoreFunction,
+};
+
+/// Arguments of `hybrid-ir eval`.
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// Benchmark: `xquad-r` or `mlqa-r` (needs --embeddings or --model).
+    #[arg(long)]
+    pub benchmark: Option<String>,
+    /// Data root holding xquad-r/ and mlqa-r/ (default: $HYBRID_IR_DATA, then ../shared/data).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Parquet file with columns kind (query|candidate), lang, id, embedding (list of float32).
+    #[arg(long)]
+    pub embeddings: Option<PathBuf>,
+    /// Model directory to encode the benchmark with (not available yet: use --embeddings).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Candidate text when encoding with --model: `sentence` or `sentence+context`.
+    #[arg(long, default_value = "sentence")]
+    pub candidate_text: String,
+    /// Truncation length in tokens when encoding with --model.
+    #[arg(long, default_value_t = 128)]
+    pub max_len: usize,
+    /// Write the embeddings computed with --model to this Parquet file.
+    #[arg(long)]
+    pub save_embeddings: Option<PathBuf>,
+    /// Score function: `cosine` (default) or `dot`. Ties: the earlier candidate ranks first.
+    #[arg(long, default_value = "cosine")]
+    pub score: String,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write the language × language mAP heatmap here (`.svg`).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// TREC qrels file (`qid iter docid rel`), with --run.
+    #[arg(long)]
+    pub qrels: Option<PathBuf>,
+    /// TREC run file (`qid Q0 docid rank score tag`), with --qrels.
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// Metrics for --qrels/--run (default: map, mrr@10, ndcg@10, recall@100).
+    #[arg(long, value_delimiter = ',')]
+    pub metrics: Vec<String>,
+}
+
+/// Runs `hybrid-ir eval`.
+pub fn run(args: &EvalArgs) -> Result<()> {
+    match (&args.qrels, &args.run) {
+        (Some(qrels), Some(run)) => {
+            if args.benchmark.is_some() || args.embeddings.is_some() || args.model.is_some() {
+                bail!("--qrels/--run score a TREC run; do not combine them with --benchmark/--embeddings/--model");
+            }
+            return run_trec(args, qrels, run);
+        }
+        (Some(_), None) | (None, Some(_)) => bail!("--qrels and --run go together"),
+        (None, None) => {}
+    }
+    let Some(name) = &args.benchmark else {
+        bail!("give --benchmark xquad-r|mlqa-r with --embeddings FILE, or --qrels FILE --run FILE");
+    };
+    let which = LareqaBenchmark::parse(name)?;
+    let score = ScoreFunction::parse(&args.score)?;
+    let root = hybrid_ir_data::resolve_data_dir(args.data.as_deref());
+    let dataset = which.load(&root).with_context(|| format!("loading {which} from {}", root.display()))?;
+    let benchmark = RetrievalBenchmark::from_lareqa(&dataset);
+
+    let embeddings = match (&args.embeddings, &args.model) {
+        (Some(path), None) => {
+            tracing::info!("reading embeddings from {}", path.display());
+            read_embeddings(path)?.align(&benchmark)?
+        }
+        (None, Some(model)) => bail!(
+            "--model {} is not available in `eval` yet: encode the benchmark yourself and pass \
+             --embeddings FILE.parquet (columns kind, lang, id, embedding)",
+            model.display()
+        ),
+        (Some(_), Some(_)) => bail!("give either --embeddings or --model, not both"),
+        (None, None) => bail!("--benchmark needs --embeddings FILE.parquet (or --model DIR)"),
+    };
+    if args.save_embeddings.is_some() {
+        bail!("--save-embeddings only applies with --model");
+    }
+
+    tracing::info!(
+        "evaluating {which}: {} queries x {} candidates, dim {}, {} scores",
+        benchmark.queries.len(),
+        benchmark.candidates.len(),
+        embeddings.queries.ncols(),
+        score.name()
+    );
+    let started = std::time::Instant::now();
+    let report = evaluate_benchmark(&benchmark, &embeddings, &EvalOptions { score, ..Default::default() })?;
+    tracing::info!("evaluated in {:.2} s", started.elapsed().as_secs_f64());
+
+    println!("{}", table::table_1(&report));
+    println!("{}", table::table_2(&report));
+    if let Some(out) = &args.out {
+        write_json(out, &report)?;
+    }
+    if let Some(plot) = &args.plot {
+        match plot.extension().and_then(|e| e.to_str()) {
+            Some("svg") => {}
+            _ => bail!("--plot {}: only .svg is supported (convert with e.g. rsvg-convert for PNG)", plot.display()),
+        }
+        let title = format!("{which}: mAP, query language (rows) x candidate language (columns)");
+        std::fs::write(plot, heatmap_svg(&title, &report.languages, &report.map_matrix()))
+            .with_context(|| format!("writing {}", plot.display()))?;
+        tracing::info!("wrote {}", plot.display());
+    }
+    Ok(())
+}
+
+fn run_trec(args: &EvalArgs, qrels_path: &Path, run_path: &Path) -> Result<()> {
+    let metrics: Vec<Metric> = if args.metrics.is_empty() {
+        Metric::TREC_DEFAULT.to_vec()
+    } else {
+        args.metrics.iter().map(|m| m.parse()).collect::<Result<_, _>>()?
+    };
+    let qrels = Qrels::read(qrels_path)?;
+    let run = Run::read(run_path)?;
+    let mut report = evaluate_run(&qrels, &run, &metrics);
+    report.qrels = Some(qrels_path.to_path_buf());
+    report.run = Some(run_path.to_path_buf());
+    println!("| metric | value |");
+    println!("|---|---:|");
+    for (name, value) in &report.metrics {
+        println!("| {name} | {value:.4} |");
+    }
+    println!(
+        "{} queries ({} missing from the run, scored 0); {} qrels queries without relevant documents and {} run \
+         queries without qrels left out",
+        report.queries, report.queries_missing_from_run, report.queries_without_relevant, report.run_queries_without_qrels
+    );
+    if let Some(out) = &args.out {
+        write_json(out, &report)?;
+    }
+    Ok(())
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!("wrote {}", path.display());
+    Ok(())
+}
