@@ -125,7 +125,7 @@ fn run_trec(args: &EvalArgs, qrels_path: &Path, run_path: &Path) -> Result<()> {
     let metrics: Vec<Metric> = if args.metrics.is_empty() {
         Metric::TREC_DEFAULT.to_vec()
     } else {
-        args.metrics.iter().map(|m| m.parse()).collect::<Result<_, _>>()?
+        args.metrics.iter().map(|m| m.parse::<Metric>()).collect::<Result<Vec<_>, _>>()?
     };
     let qrels = Qrels::read(qrels_path)?;
     let run = Run::read(run_path)?;
