@@ -140,6 +140,10 @@ pub struct DataSection {
     /// the same validation batches.
     #[serde(default)]
     pub val_sampler: Option<SamplerKind>,
+    /// α of the validation batches when `val_sampler = "hybrid"`; default: `sampler.alpha`.
+    /// Fix it (e.g. 0.5) when comparing samplers, or an α = 1 run validates on mono batches only.
+    #[serde(default)]
+    pub val_alpha: Option<f64>,
 }
 
 fn default_holdout() -> u32 {
@@ -382,6 +386,11 @@ impl TrainConfig {
         let d = &self.data;
         if d.corpora.is_empty() {
             p.push("data.corpora is empty: name at least one corpus (xquad-r, mlqa-r or a file)".into());
+        }
+        if let Some(a) = d.val_alpha
+            && !(0.0..=1.0).contains(&a)
+        {
+            p.push(format!("data.val_alpha must be in [0, 1], got {a}"));
         }
         if d.holdout_every == 1 {
             p.push("data.holdout_every = 1 would hold out every id (use 0 for no split, or >= 2)".into());

@@ -134,6 +134,7 @@ device = {device:?}
 corpora = [{train:?}]
 {data_dir}holdout_every = 10
 val_sampler = "hybrid"
+val_alpha = 0.5
 
 [sampler]
 kind = "{kind}"

@@ -291,6 +291,9 @@ impl Trainer {
             if let Some(kind) = config.data.val_sampler {
                 val_cfg.kind = kind;
             }
+            if let Some(alpha) = config.data.val_alpha {
+                val_cfg.alpha = alpha;
+            }
             val_cfg.seed = step_seed(config.seed, u64::MAX, 0);
             let mut val_sampler = val_cfg.build_multi(held_corpora)?;
             (0..config.schedule.val_batches)
