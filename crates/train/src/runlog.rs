@@ -72,11 +72,14 @@ pub struct MetricsLog {
 
 impl MetricsLog {
     /// Opens `run_dir/metrics.jsonl`, keeping only events up to `keep_until_step` (a resumed
-    /// run drops what an interrupted run logged after its last checkpoint).
-    pub fn open(run_dir: &Path, keep_until_step: u64) -> Result<Self> {
+    /// run drops what an interrupted run logged after its last checkpoint; a fresh run passes
+    /// `None` and starts an empty log).
+    pub fn open(run_dir: &Path, keep_until_step: Option<u64>) -> Result<Self> {
         let path = run_dir.join("metrics.jsonl");
         let mut events = Vec::new();
-        if path.exists() {
+        if let Some(keep_until_step) = keep_until_step
+            && path.exists()
+        {
             let file = std::fs::File::open(&path).map_err(|e| TrainError::io(&path, e))?;
             for (i, line) in BufReader::new(file).lines().enumerate() {
                 let line = line.map_err(|e| TrainError::io(&path, e))?;

@@ -332,7 +332,7 @@ impl Trainer {
         };
         let (total, trainable) = count_parameters(&model);
         tracing::info!(total, trainable, "parameters");
-        let log = MetricsLog::open(&run_dir, step)?;
+        let log = MetricsLog::open(&run_dir, resume_from.as_ref().map(|c| c.state.step))?;
         Ok(Self {
             config: config.clone(),
             run_dir,
