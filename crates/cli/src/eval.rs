@@ -6,9 +6,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use hybrid_ir_data::{LareqaBenchmark, RetrievalBenchmark};
 use hybrid_ir_metrics::{
-    evaluate_benchmark, evaluate_run, heatmap::heatmap_svg, read_embeddings, table, EvalOptions, Metric, Qrels, Run,
-    ScoreFunction,
+    evaluate_benchmark, evaluate_run, heatmap::heatmap_svg, read_embeddings, table, write_embeddings, BenchmarkEmbeddings,
+    EvalOptions, Metric, Qrels, Run, ScoreFunction,
 };
+use hybrid_ir_model::{load_weights, read_meta, DeviceSpec, LoadOptions, PrefixConfig};
+use hybrid_ir_train::encode::TextPipeline;
+use hybrid_ir_train::eval::{load_benchmark, CandidateText, TokenizedBenchmark};
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `hybrid-ir eval`.
 #[derive(clap::Args, Debug)]
@@ -22,16 +26,33 @@ pub struct EvalArgs {
     /// Parquet file with columns kind (query|candidate), lang, id, embedding (list of float32).
     #[arg(long)]
     pub embeddings: Option<PathBuf>,
-    /// Model directory to encode the benchmark with (not available yet: use --embeddings).
+    /// Hugging Face model directory to encode the benchmark with (config.json,
+    /// model.safetensors, tokenizer.json): queries get its query prefix, candidates its
+    /// passage prefix, in length-sorted batches.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Candidate text when encoding with --model: `sentence` or `sentence+context`.
+    /// Candidate text when encoding with --model: `sentence` (the answer sentence alone) or
+    /// `sentence+context` (the sentence, a space, then its paragraph, truncated at --max-len).
+    /// LAReQA encoded each sentence with its paragraph; the paper does not say.
     #[arg(long, default_value = "sentence")]
-    pub candidate_text: String,
-    /// Truncation length in tokens when encoding with --model.
+    pub candidate_text: CandidateText,
+    /// Truncation length in tokens (special tokens included) when encoding with --model.
     #[arg(long, default_value_t = 128)]
     pub max_len: usize,
-    /// Write the embeddings computed with --model to this Parquet file.
+    /// Prefixes with --model: `model` (what the directory says; e5: `query: `/`passage: `),
+    /// `paper` (`Query: `/`Passage: `), `e5`, `none`.
+    #[arg(long, default_value = "model")]
+    pub prefixes: String,
+    /// Texts per forward pass with --model.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Device with --model: `cpu` (burn Flex), `tch-cpu`, `tch-cuda:N` (the latter need a `tch` build).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Evaluate only these languages (comma-separated codes); default all.
+    #[arg(long, value_delimiter = ',')]
+    pub languages: Vec<String>,
+    /// Write the embeddings computed with --model to this Parquet file (the --embeddings format).
     #[arg(long)]
     pub save_embeddings: Option<PathBuf>,
     /// Score function: `cosine` (default) or `dot`. Ties: the earlier candidate ranks first.
@@ -72,25 +93,81 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let which = LareqaBenchmark::parse(name)?;
     let score = ScoreFunction::parse(&args.score)?;
     let root = hybrid_ir_data::resolve_data_dir(args.data.as_deref());
-    let dataset = which.load(&root).with_context(|| format!("loading {which} from {}", root.display()))?;
-    let benchmark = RetrievalBenchmark::from_lareqa(&dataset);
+    let benchmark = load_benchmark(name, Some(&root), &args.languages)
+        .with_context(|| format!("loading {which} from {}", root.display()))?;
 
     let embeddings = match (&args.embeddings, &args.model) {
         (Some(path), None) => {
+            if args.save_embeddings.is_some() {
+                bail!("--save-embeddings only applies with --model");
+            }
             tracing::info!("reading embeddings from {}", path.display());
             read_embeddings(path)?.align(&benchmark)?
         }
-        (None, Some(model)) => bail!(
-            "--model {} is not available in `eval` yet: encode the benchmark yourself and pass \
-             --embeddings FILE.parquet (columns kind, lang, id, embedding)",
-            model.display()
-        ),
+        (None, Some(model)) => {
+            let (benchmark_back, embeddings) = encode_with_model(args, model, benchmark)?;
+            if let Some(path) = &args.save_embeddings {
+                write_embeddings(path, &benchmark_back, &embeddings)?;
+                tracing::info!("wrote embeddings to {}", path.display());
+            }
+            return report(args, &benchmark_back, &embeddings, score, which);
+        }
         (Some(_), Some(_)) => bail!("give either --embeddings or --model, not both"),
-        (None, None) => bail!("--benchmark needs --embeddings FILE.parquet (or --model DIR)"),
+        (None, None) => bail!("--benchmark needs --embeddings FILE.parquet or --model DIR"),
     };
-    if args.save_embeddings.is_some() {
-        bail!("--save-embeddings only applies with --model");
-    }
+    report(args, &benchmark, &embeddings, score, which)
+}
+
+/// Encodes the benchmark with the model directory; gives the benchmark back with the embeddings.
+fn encode_with_model(
+    args: &EvalArgs,
+    model_dir: &Path,
+    benchmark: RetrievalBenchmark,
+) -> Result<(RetrievalBenchmark, BenchmarkEmbeddings)> {
+    let meta = read_meta(model_dir, &LoadOptions::default()).with_context(|| format!("reading {}", model_dir.display()))?;
+    let prefixes = match args.prefixes.as_str() {
+        "model" => meta.prefixes.clone(),
+        "paper" => PrefixConfig::paper(),
+        "e5" => PrefixConfig::e5(),
+        "none" => PrefixConfig::none(),
+        other => bail!("--prefixes {other:?}: expected model, paper, e5 or none"),
+    };
+    let pipeline = TextPipeline::new(&meta, prefixes.clone(), args.max_len, args.max_len)?;
+    let device = args.device.device();
+    let (encoder, _) = load_weights(&meta, &device).with_context(|| format!("loading {}", model_dir.display()))?;
+    let tokenized = TokenizedBenchmark::with_candidate_text(benchmark, &pipeline, args.candidate_text)?;
+    tracing::info!(
+        "encoding {} queries and {} candidates with {} on {} (prefixes {:?} / {:?}, max_len {}, candidates: {:?})",
+        tokenized.queries.len(),
+        tokenized.candidates.len(),
+        meta.name,
+        args.device,
+        prefixes.query,
+        prefixes.passage,
+        args.max_len,
+        args.candidate_text
+    );
+    let bar = ProgressBar::new(tokenized.num_texts() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} texts, {per_sec}, ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let started = std::time::Instant::now();
+    let embeddings = tokenized.encode(&encoder, &pipeline, args.batch_size, |n| bar.set_position(n as u64))?;
+    bar.finish_and_clear();
+    tracing::info!("encoded {} texts in {:.1} s", tokenized.num_texts(), started.elapsed().as_secs_f64());
+    Ok((tokenized.benchmark, embeddings))
+}
+
+/// Evaluates, prints Tables 1 and 2, writes the report and the heatmap if asked.
+fn report(
+    args: &EvalArgs,
+    benchmark: &RetrievalBenchmark,
+    embeddings: &BenchmarkEmbeddings,
+    score: ScoreFunction,
+    which: LareqaBenchmark,
+) -> Result<()> {
 
     tracing::info!(
         "evaluating {which}: {} queries x {} candidates, dim {}, {} scores",
@@ -100,7 +177,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         score.name()
     );
     let started = std::time::Instant::now();
-    let report = evaluate_benchmark(&benchmark, &embeddings, &EvalOptions { score, ..Default::default() })?;
+    let report = evaluate_benchmark(benchmark, embeddings, &EvalOptions { score, ..Default::default() })?;
     tracing::info!("evaluated in {:.2} s", started.elapsed().as_secs_f64());
 
     println!("{}", table::table_1(&report));

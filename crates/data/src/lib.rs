@@ -12,7 +12,7 @@ pub use benchmark::{BenchmarkCandidate, BenchmarkQuery, BenchmarkStats, Retrieva
 
 pub use error::{DataError, Result};
 pub use lareqa::{LareqaBenchmark, LareqaDataset};
-pub use paths::{resolve_data_dir, DATA_ENV};
+pub use paths::{locate_data_root, resolve_data_dir, DATA_ENV};
 
 pub use user_corpus::load_user_corpus;
 pub use corpus::{CorpusStats, Example, NegativePolicy, ParallelCorpus, ParallelCorpusBuilder, ParallelGroup};

@@ -25,3 +25,21 @@ pub fn resolve_data_dir(flag: Option<&Path>) -> PathBuf {
     }
     PathBuf::from("../shared/data")
 }
+
+/// The data root for code that cannot take a flag (tests, benches, examples): the
+/// [`resolve_data_dir`] answer if it holds `xquad-r/`, else the first of `fallbacks` that does.
+/// The error names every place looked at and how to point at the right one.
+pub fn locate_data_root(fallbacks: &[PathBuf]) -> Result<PathBuf, String> {
+    let first = resolve_data_dir(None);
+    let mut tried = Vec::new();
+    for candidate in std::iter::once(first).chain(fallbacks.iter().cloned()) {
+        if candidate.join("xquad-r").is_dir() {
+            return Ok(candidate);
+        }
+        tried.push(candidate.display().to_string());
+    }
+    Err(format!(
+        "no data root with xquad-r/ found (looked in {}): set {DATA_ENV} to the folder holding xquad-r/ and mlqa-r/",
+        tried.join(", ")
+    ))
+}

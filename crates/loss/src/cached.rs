@@ -16,6 +16,11 @@
 //! that produced the loss (sentence-transformers' `CachedMultipleNegativesRankingLoss` first
 //! shipped without RNG-state replay and so gave silently wrong gradients with dropout on).
 //!
+//! **Chunk order.** An encoder may ask for its rows to be chunked in another order
+//! ([`ChunkedEncoder::chunk_order`]), e.g. sorted by length so each chunk pads only to similar
+//! lengths. Embeddings are put back in batch order before the loss and gradients are taken back
+//! to chunk order for the replay, so the loss and gradients are those of the batch as given.
+//!
 //! **RNG caveat.** burn's `Device::seed` is process-global on Flex (and LibTorch). Another thread
 //! drawing random numbers from the same backend during a step would shift the dropout masks.
 
@@ -23,7 +28,7 @@ use std::ops::Range;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::LossError;
 use crate::losses::{ContrastiveBatch, ContrastiveLoss};
@@ -69,8 +74,17 @@ impl EmbeddingRole {
 pub trait ChunkedEncoder<M: Module> {
     /// Rows of `role` in this batch (0 for [`EmbeddingRole::Negative`] when there are none).
     fn rows(&self, role: EmbeddingRole) -> usize;
-    /// Embeds rows `rows` of `role` with `model`, giving `[rows.len(), D]` on the model's device.
+    /// Embeds the rows at positions `rows` of the chunk order of `role` (batch rows
+    /// `chunk_order[rows]`, or `rows` itself without one) with `model`, giving `[rows.len(), D]`
+    /// on the model's device.
     fn embed(&self, model: &M, role: EmbeddingRole, rows: Range<usize>) -> Tensor<2>;
+    /// The order in which rows of `role` are chunked: a permutation of `0..rows(role)`, or `None`
+    /// for batch order. Sorting rows by length makes each chunk pad only to similar lengths
+    /// (fewer wasted FLOPs); the loss and gradients do not depend on it.
+    fn chunk_order(&self, role: EmbeddingRole) -> Option<&[usize]> {
+        let _ = role;
+        None
+    }
 }
 
 /// Dropout seed for chunk `chunk` of `role` in the step seeded with `step_seed` (SplitMix64 mix).
@@ -140,7 +154,8 @@ impl CachedLoss {
         let mut cache: Vec<Option<Tensor<2>>> = Vec::with_capacity(3);
         for role in EmbeddingRole::ALL {
             let chunks = self.embed_role(&frozen, encoder, role, step_seed, &device)?;
-            cache.push(chunks.map(|c| Tensor::cat(c.into_iter().map(Tensor::detach).collect(), 0)));
+            let in_chunk_order = chunks.map(|c| Tensor::cat(c.into_iter().map(Tensor::detach).collect(), 0));
+            cache.push(in_chunk_order.map(|t| to_batch_order(t, encoder.chunk_order(role))));
         }
         drop(frozen);
 
@@ -160,6 +175,7 @@ impl CachedLoss {
         let mut accumulator = GradientsAccumulator::<M>::new();
         for (role, grad) in EmbeddingRole::ALL.into_iter().zip(role_grads) {
             let Some(grad) = grad else { continue };
+            let grad = to_chunk_order(grad, encoder.chunk_order(role));
             for (chunk, rows) in chunk_ranges(encoder.rows(role), self.chunk_size).enumerate() {
                 device.seed(chunk_seed(step_seed, role, chunk));
                 let emb = encoder.embed(model, role, rows.clone());
@@ -190,7 +206,7 @@ impl CachedLoss {
         let mut full: Vec<Option<Tensor<2>>> = Vec::with_capacity(3);
         for role in EmbeddingRole::ALL {
             let chunks = self.embed_role(model, encoder, role, step_seed, &device)?;
-            full.push(chunks.map(|c| Tensor::cat(c, 0)));
+            full.push(chunks.map(|c| to_batch_order(Tensor::cat(c, 0), encoder.chunk_order(role))));
         }
         let [queries, positives, negatives] = <[_; 3]>::try_from(full).expect("three roles");
         let batch = ContrastiveBatch {
@@ -203,6 +219,28 @@ impl CachedLoss {
         let loss_value = scalar(&loss);
         let grads = GradientsParams::from_grads(loss.backward(), model);
         Ok(LossStep { loss: loss_value, grads })
+    }
+
+    /// Loss of a batch without gradients (validation): embeds chunk by chunk in the encoder's
+    /// chunk order, puts the rows back in batch order and applies the loss. Use a model on a
+    /// plain (non-autodiff) device, e.g. `model.valid()`, so no graph is recorded and dropout is off.
+    pub fn evaluate<M, E>(&self, model: &M, encoder: &E, group_keys: Option<&[u64]>) -> Result<f64, LossError>
+    where
+        M: Module,
+        E: ChunkedEncoder<M>,
+    {
+        let embed = |role: EmbeddingRole| -> Option<Tensor<2>> {
+            let rows = encoder.rows(role);
+            (rows > 0).then(|| {
+                let parts = chunk_ranges(rows, self.chunk_size).map(|r| encoder.embed(model, role, r)).collect();
+                to_batch_order(Tensor::cat(parts, 0), encoder.chunk_order(role))
+            })
+        };
+        let queries = embed(EmbeddingRole::Query).ok_or(LossError::EmptyBatch)?;
+        let positives = embed(EmbeddingRole::Positive).ok_or(LossError::EmptyBatch)?;
+        let negatives = embed(EmbeddingRole::Negative);
+        let loss = self.loss.forward(ContrastiveBatch { queries, positives, negatives, group_keys })?;
+        Ok(scalar(&loss))
     }
 
     /// Embeds all chunks of `role` (each after seeding); `None` when the role has no rows.
@@ -242,6 +280,28 @@ impl CachedLoss {
 /// `0..total` split into consecutive ranges of at most `chunk` rows.
 pub fn chunk_ranges(total: usize, chunk: usize) -> impl Iterator<Item = Range<usize>> {
     (0..total).step_by(chunk.max(1)).map(move |start| start..(start + chunk).min(total))
+}
+
+/// Rows of `t` (in chunk order) put back in batch order: row `order[k]` of the result is row `k`.
+fn to_batch_order(t: Tensor<2>, order: Option<&[usize]>) -> Tensor<2> {
+    let Some(order) = order else { return t };
+    let mut inverse = vec![0i64; order.len()];
+    for (position, &row) in order.iter().enumerate() {
+        inverse[row] = position as i64;
+    }
+    gather_rows(t, inverse)
+}
+
+/// Rows of `t` (in batch order) taken to chunk order: row `k` of the result is row `order[k]`.
+fn to_chunk_order(t: Tensor<2>, order: Option<&[usize]>) -> Tensor<2> {
+    let Some(order) = order else { return t };
+    gather_rows(t, order.iter().map(|&r| r as i64).collect())
+}
+
+fn gather_rows(t: Tensor<2>, rows: Vec<i64>) -> Tensor<2> {
+    let n = rows.len();
+    let index = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &t.device());
+    t.select(0, index)
 }
 
 /// Forces lazy parameters to materialise (their random init would otherwise consume the seeded

@@ -245,6 +245,62 @@ fn dropout_changes_gradients_beyond_tolerance(device: Device) {
     assert!(diff > 1e-2 * scale, "masks of another seed changed the gradient by only {diff:e}");
 }
 
+/// The batch above chunked in a fixed non-trivial order per role (as length sorting does).
+struct Reordered<'a> {
+    batch: &'a TokenBatch,
+    orders: [Vec<usize>; 3],
+}
+
+impl ChunkedEncoder<TinyEncoder> for Reordered<'_> {
+    fn rows(&self, role: EmbeddingRole) -> usize {
+        self.batch.rows(role)
+    }
+
+    fn embed(&self, model: &TinyEncoder, role: EmbeddingRole, rows: Range<usize>) -> Tensor<2> {
+        let order = &self.orders[TokenBatch::role(role)];
+        let ids = &self.batch.ids[TokenBatch::role(role)];
+        let flat: Vec<i64> = order[rows.clone()].iter().flat_map(|&i| ids[i].iter().copied()).collect();
+        model.forward(Tensor::<2, Int>::from_data(TensorData::new(flat, [rows.len(), SEQ]), &self.batch.device))
+    }
+
+    fn chunk_order(&self, role: EmbeddingRole) -> Option<&[usize]> {
+        Some(&self.orders[TokenBatch::role(role)])
+    }
+}
+
+/// Chunking rows in another order (what length sorting does) changes neither the loss nor the
+/// gradients: embeddings go back to batch order before the loss, gradients back to chunk order
+/// for the replay. Without dropout this must equal the batch-order result.
+fn chunk_order_does_not_change_loss_or_gradients(device: Device) {
+    let _guard = rng_lock();
+    let ad = device.clone().autodiff();
+    let keys = [0, 1, 2, 0, 4, 5, 6];
+    for cfg in configs() {
+        let model = TinyEncoder::new(0.0, &ad);
+        let batch = TokenBatch::random(11, keys.len(), 1, &ad);
+        let orders = [vec![6, 2, 4, 0, 1, 5, 3], vec![3, 5, 1, 0, 6, 4, 2], vec![1, 0, 2, 6, 5, 3, 4]];
+        let reordered = Reordered { batch: &batch, orders };
+        let cached = CachedLoss::new(cfg.build().unwrap(), 3).unwrap();
+        let name = cfg.build().unwrap().name().to_string();
+        let want = cached.step(&model, &batch, Some(&keys), 5).unwrap();
+        let want_grads = model.grads(&want.grads);
+        for (what, got) in [
+            ("cached", cached.step(&model, &reordered, Some(&keys), 5).unwrap()),
+            ("uncached", cached.uncached_step(&model, &reordered, Some(&keys), 5).unwrap()),
+        ] {
+            assert_close(&format!("{name} {what}: loss"), got.loss, want.loss, 1e-5);
+            assert_grads_close(&format!("{name} {what}"), &model.grads(&got.grads), &want_grads, 1e-5);
+        }
+        // Validation path: a plain-device model and inputs on the plain device.
+        let plain = model.valid();
+        let plain_batch = TokenBatch { ids: batch.ids.clone(), device: device.clone() };
+        let eval_sorted = cached.evaluate(&plain, &Reordered { batch: &plain_batch, orders: reordered.orders.clone() }, Some(&keys));
+        let eval_plain = cached.evaluate(&plain, &plain_batch, Some(&keys)).unwrap();
+        assert_close(&format!("{name} evaluate"), eval_sorted.unwrap(), eval_plain, 1e-5);
+        assert_close(&format!("{name} evaluate vs step"), eval_plain, want.loss, 1e-5);
+    }
+}
+
 fn plain_device_is_an_error(device: Device) {
     let _guard = rng_lock();
     let model = TinyEncoder::new(0.1, &device);
@@ -260,6 +316,7 @@ device_tests!(
     cached_matches_whole_batch_without_dropout,
     dropout_masks_replay_after_reseeding,
     dropout_changes_gradients_beyond_tolerance,
+    chunk_order_does_not_change_loss_or_gradients,
     plain_device_is_an_error,
 );
 

@@ -171,6 +171,10 @@ pub struct LossSection {
     /// `false` runs one forward with graph over the whole batch (faster when it fits; same
     /// loss, same dropout masks, gradients equal up to float summation order). Default true.
     pub cached: bool,
+    /// Chunk each role's rows longest first, so each chunk pads only to similar lengths (with
+    /// small chunks, e.g. 8, the encoder computes almost only real tokens). Same loss and
+    /// gradients as batch order; only the dropout masks fall on other rows. Default true.
+    pub sort_by_length: bool,
 }
 
 impl Default for LossSection {
@@ -184,6 +188,7 @@ impl Default for LossSection {
             mask_same_group: l.mask_same_group,
             chunk_size: 32,
             cached: true,
+            sort_by_length: true,
         }
     }
 }

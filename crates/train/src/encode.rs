@@ -65,6 +65,7 @@ impl TextPipeline {
             group_keys: batch.pairs.iter().map(|p| p.group_key).collect(),
             pad_id: self.pad_id(),
             pooling: self.pooling,
+            chunk_orders: Default::default(),
         })
     }
 }
@@ -84,6 +85,9 @@ pub struct TokenizedBatch {
     pub pad_id: u32,
     /// Pooling.
     pub pooling: PoolingConfig,
+    /// Per role (query, positive, negative): the order rows are chunked in, longest first, or
+    /// `None` for batch order. See [`TokenizedBatch::with_chunk_order`].
+    pub chunk_orders: [Option<Vec<usize>>; 3],
 }
 
 impl TokenizedBatch {
@@ -104,6 +108,50 @@ impl TokenizedBatch {
     pub fn is_empty(&self) -> bool {
         self.queries.is_empty()
     }
+
+    /// With `sort = true`, chunks each role's rows longest first, so a chunk pads only to
+    /// similar lengths: with small chunks the encoder computes (almost) only real tokens. The
+    /// loss and gradients are those of the batch in its own order (the loss crate restores it);
+    /// only the per-chunk dropout masks fall on other rows. `false` restores batch order.
+    pub fn with_chunk_order(mut self, sort: bool) -> Self {
+        self.chunk_orders = if sort {
+            [&self.queries, &self.positives, &self.negatives].map(|rows| {
+                let mut order: Vec<usize> = (0..rows.len()).collect();
+                // Stable: equal lengths keep batch order, so the order is deterministic.
+                order.sort_by_key(|&i| std::cmp::Reverse(rows[i].len()));
+                Some(order)
+            })
+        } else {
+            Default::default()
+        };
+        self
+    }
+
+    /// Padded token positions per role with the current chunk order and `chunk_size`, and the
+    /// real (non-pad) tokens: `(padded, real)`.
+    pub fn token_counts(&self, chunk_size: usize) -> (usize, usize) {
+        let mut padded = 0;
+        let mut real = 0;
+        for role in EmbeddingRole::ALL {
+            let rows = self.rows_of(role);
+            let order = self.order_of(role);
+            for range in hybrid_ir_loss::chunk_ranges(rows.len(), chunk_size) {
+                let lens: Vec<usize> = range.map(|k| rows[order.map_or(k, |o| o[k])].len()).collect();
+                padded += lens.len() * lens.iter().copied().max().unwrap_or(0);
+                real += lens.iter().sum::<usize>();
+            }
+        }
+        (padded, real)
+    }
+
+    fn order_of(&self, role: EmbeddingRole) -> Option<&[usize]> {
+        let index = match role {
+            EmbeddingRole::Query => 0,
+            EmbeddingRole::Positive => 1,
+            EmbeddingRole::Negative => 2,
+        };
+        self.chunk_orders[index].as_deref()
+    }
 }
 
 /// The device a model's parameters live on (autodiff while training, plain after `valid()`).
@@ -117,9 +165,20 @@ impl ChunkedEncoder<BertEncoder> for TokenizedBatch {
     }
 
     fn embed(&self, model: &BertEncoder, role: EmbeddingRole, rows: Range<usize>) -> Tensor<2> {
-        let batch = TokenBatch::from_sequences(&self.rows_of(role)[rows], self.pad_id);
+        let all = self.rows_of(role);
+        let batch = match self.order_of(role) {
+            Some(order) => {
+                let picked: Vec<Vec<u32>> = order[rows].iter().map(|&i| all[i].clone()).collect();
+                TokenBatch::from_sequences(&picked, self.pad_id)
+            }
+            None => TokenBatch::from_sequences(&all[rows], self.pad_id),
+        };
         let (ids, mask) = batch.to_tensors(&model_device(model));
         model.embed(ids, mask, self.pooling)
+    }
+
+    fn chunk_order(&self, role: EmbeddingRole) -> Option<&[usize]> {
+        self.order_of(role)
     }
 }
 

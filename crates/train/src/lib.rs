@@ -31,9 +31,11 @@ pub mod frozen;
 pub mod runlog;
 pub mod reproduce;
 pub mod schedule;
+pub mod step;
 pub mod trainer;
 
 pub use config::{DataSection, EvalSection, LossSection, ModelSection, OptimSection, ScheduleSection, TrainConfig};
 pub use error::{Result, TrainError};
 pub use export::{export_run, load_run_model};
+pub use step::{StepGradients, StepRunner, step_seed};
 pub use trainer::{RunOptions, RunSummary, StopReason, install_ctrlc_handler, train};

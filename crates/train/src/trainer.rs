@@ -7,11 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use hybrid_ir_data::sampler::{BatchSampler, SamplerConfig};
 use hybrid_ir_data::{LareqaBenchmark, ParallelCorpus, load_user_corpus, resolve_data_dir};
-use hybrid_ir_loss::{CachedLoss, ChunkedEncoder, ContrastiveBatch, EmbeddingRole, chunk_ranges};
+use hybrid_ir_loss::CachedLoss;
 use hybrid_ir_metrics::LareqaReport;
 use hybrid_ir_model::{BertEncoder, LoadOptions, ModelMeta, load_module, load_weights, read_meta, save_module};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -25,6 +24,7 @@ use crate::error::{Result, TrainError};
 use crate::eval::{TokenizedBenchmark, load_benchmark};
 use crate::runlog::{MetricsEvent, MetricsLog, git_commit};
 use crate::schedule::LrSchedule;
+use crate::step::{StepRunner, step_seed};
 
 /// How one invocation runs (not part of the config: does not change the result).
 #[derive(Debug, Clone, Default)]
@@ -148,56 +148,9 @@ pub fn count_parameters(model: &BertEncoder) -> (usize, usize) {
     (c.0, c.1)
 }
 
-/// Dropout seed of micro-batch `micro` of optimizer step `step` (SplitMix64 of the three).
-pub fn step_seed(seed: u64, step: u64, micro: usize) -> u64 {
-    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (micro as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Squared L2 norm of all gradients of `model`'s parameters.
-fn grad_norm(model: &BertEncoder, grads: &GradientsParams) -> f64 {
-    struct Norm<'a>(&'a GradientsParams, f64);
-    impl ModuleVisitor for Norm<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if let Some(g) = self.0.get::<D>(param.id) {
-                self.1 += (g.clone() * g).sum().into_scalar::<f64>();
-            }
-        }
-    }
-    let mut v = Norm(grads, 0.0);
-    model.visit(&mut v);
-    v.1.sqrt()
-}
-
-/// Multiplies every gradient by `factor`.
-fn scale_grads(model: &BertEncoder, grads: &mut GradientsParams, factor: f64) {
-    struct Scale<'a>(&'a mut GradientsParams, f64);
-    impl ModuleVisitor for Scale<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            if let Some(g) = self.0.remove::<D>(param.id) {
-                self.0.register::<D>(param.id, g.mul_scalar(self.1));
-            }
-        }
-    }
-    model.visit(&mut Scale(grads, factor));
-}
-
 /// Loss of a batch with a plain-device (`valid()`) model: no dropout, no graph.
 pub fn batch_loss(model: &BertEncoder, batch: &TokenizedBatch, cached: &CachedLoss) -> Result<f64> {
-    let embed = |role: EmbeddingRole| -> Option<Tensor<2>> {
-        let rows = batch.rows(role);
-        (rows > 0).then(|| {
-            Tensor::cat(chunk_ranges(rows, cached.chunk_size()).map(|r| batch.embed(model, role, r)).collect(), 0)
-        })
-    };
-    let queries = embed(EmbeddingRole::Query).expect("a batch has queries");
-    let positives = embed(EmbeddingRole::Positive).expect("a batch has positives");
-    let negatives = embed(EmbeddingRole::Negative);
-    let loss = cached.loss().forward(ContrastiveBatch { queries, positives, negatives, group_keys: Some(&batch.group_keys) })?;
-    Ok(loss.into_scalar::<f64>())
+    Ok(cached.evaluate(model, batch, Some(&batch.group_keys))?)
 }
 
 struct Trainer {
@@ -208,8 +161,7 @@ struct Trainer {
     pipeline: TextPipeline,
     /// `None` only while the optimizer owns it inside a step (so tensors can update in place).
     model: Option<BertEncoder>,
-    optim: ModuleOptimizer,
-    cached: CachedLoss,
+    runner: StepRunner,
     sampler: Box<dyn BatchSampler>,
     val_batches: Vec<TokenizedBatch>,
     eval_bench: Option<TokenizedBenchmark>,
@@ -226,16 +178,6 @@ struct Trainer {
 impl Trainer {
     fn model(&self) -> &BertEncoder {
         self.model.as_ref().expect("model present between steps")
-    }
-
-    fn adamw(config: &TrainConfig) -> ModuleOptimizer {
-        let o = &config.optim;
-        AdamWConfig::new()
-            .with_beta_1(o.beta1 as f32)
-            .with_beta_2(o.beta2 as f32)
-            .with_epsilon(o.eps as f32)
-            .with_weight_decay(o.weight_decay as f32)
-            .init()
     }
 
     fn prepare(config: &TrainConfig, options: &RunOptions) -> Result<Self> {
@@ -297,7 +239,7 @@ impl Trainer {
             val_cfg.seed = step_seed(config.seed, u64::MAX, 0);
             let mut val_sampler = val_cfg.build_multi(held_corpora)?;
             (0..config.schedule.val_batches)
-                .map(|_| pipeline.tokenize_batch(&val_sampler.next_batch()))
+                .map(|_| Ok(pipeline.tokenize_batch(&val_sampler.next_batch())?.with_chunk_order(config.loss.sort_by_length)))
                 .collect::<Result<Vec<_>>>()?
         } else {
             Vec::new()
@@ -311,12 +253,12 @@ impl Trainer {
             None => None,
         };
 
-        let cached = CachedLoss::new(config.loss.loss_config().build()?, config.loss.chunk_size)?;
+        let mut runner = StepRunner::new(config)?;
         let schedule = LrSchedule::new(&config.optim, config.schedule.steps);
         let (model, optim, step, examples_seen, best_val, last_saved, lr) = match &resume_from {
             Some(ckpt) => {
                 let model = apply_freezing(load_module(&meta, &ckpt.model_path(), &train_device)?, &config.model);
-                let optim = Self::adamw(config).load(ckpt.optimizer_path()).map_err(|e| {
+                let optim = runner.optim.load(ckpt.optimizer_path()).map_err(|e| {
                     TrainError::checkpoint(ckpt.optimizer_path(), format!("cannot load optimizer state: {e}"))
                 })?;
                 sampler.restore(&ckpt.state.sampler)?;
@@ -327,9 +269,10 @@ impl Trainer {
             None => {
                 let (encoder, report) = load_weights(&meta, &train_device)?;
                 tracing::info!(model = %meta.name, tensors = report.applied, "loaded base model");
-                (apply_freezing(encoder, &config.model), Self::adamw(config), 0, 0, None, None, 0.0)
+                (apply_freezing(encoder, &config.model), runner.optim, 0, 0, None, None, 0.0)
             }
         };
+        runner.optim = optim;
         let (total, trainable) = count_parameters(&model);
         tracing::info!(total, trainable, "parameters");
         let log = MetricsLog::open(&run_dir, resume_from.as_ref().map(|c| c.state.step))?;
@@ -340,8 +283,7 @@ impl Trainer {
             plain_device,
             pipeline,
             model: Some(model),
-            optim,
-            cached,
+            runner,
             sampler,
             val_batches,
             eval_bench,
@@ -360,7 +302,7 @@ impl Trainer {
         let model = self.model().valid();
         let mut sum = 0.0;
         for b in &self.val_batches {
-            sum += batch_loss(&model, b, &self.cached)?;
+            sum += batch_loss(&model, b, &self.runner.cached)?;
         }
         Ok(sum / self.val_batches.len().max(1) as f64)
     }
@@ -368,52 +310,40 @@ impl Trainer {
     /// One optimizer step. Returns `(mean loss, grad norm, batch kinds, pairs)`.
     fn train_step(&mut self) -> Result<(f64, f64, String, usize)> {
         let step = self.step + 1;
-        let accum = self.config.optim.grad_accum;
-        let mut acc = GradientsAccumulator::<BertEncoder>::new();
-        let mut loss_sum = 0.0;
         let mut kinds: Vec<String> = Vec::new();
-        let mut pairs = 0;
-        for micro in 0..accum {
+        let mut batches = Vec::with_capacity(self.config.optim.grad_accum);
+        for _ in 0..self.config.optim.grad_accum {
             let batch = self.sampler.next_batch();
-            let kind = batch.kind.label().to_string();
-            let tokens = self.pipeline.tokenize_batch(&batch)?;
-            pairs += tokens.len();
-            let seed = step_seed(self.config.seed, step, micro);
-            let out = if self.config.loss.cached {
-                self.cached.step(self.model(), &tokens, Some(&tokens.group_keys), seed)?
-            } else {
-                self.cached.uncached_step(self.model(), &tokens, Some(&tokens.group_keys), seed)?
-            };
-            if !out.loss.is_finite() {
-                return Err(TrainError::NonFiniteLoss { step, value: out.loss, batch_kind: kind, last_good_step: self.last_saved });
-            }
-            loss_sum += out.loss;
-            acc.accumulate(self.model(), out.grads);
-            if !kinds.contains(&kind) {
-                kinds.push(kind);
-            }
+            kinds.push(batch.kind.label().to_string());
+            batches.push(self.pipeline.tokenize_batch(&batch)?.with_chunk_order(self.config.loss.sort_by_length));
         }
-        let mut grads = acc.grads();
-        if accum > 1 {
-            scale_grads(self.model(), &mut grads, 1.0 / accum as f64);
+        let pairs = batches.iter().map(TokenizedBatch::len).sum();
+        let out = self.runner.gradients(self.model(), step, &batches)?;
+        if let Some((micro, &value)) = out.losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
+            return Err(TrainError::NonFiniteLoss {
+                step,
+                value,
+                batch_kind: kinds[micro].clone(),
+                last_good_step: self.last_saved,
+            });
         }
-        let norm = grad_norm(self.model(), &grads);
-        if !norm.is_finite() {
+        if !out.norm.is_finite() {
             return Err(TrainError::NonFiniteGradient { step, last_good_step: self.last_saved });
-        }
-        if let Some(max) = self.config.optim.grad_clip_norm
-            && max > 0.0
-            && norm > max
-        {
-            scale_grads(self.model(), &mut grads, max / (norm + 1e-6));
         }
         let lr = self.schedule.lr_at(step);
         let model = self.model.take().expect("model present between steps");
-        self.model = Some(self.optim.step(lr, model, grads));
+        self.model = Some(self.runner.apply(model, out.grads, lr));
         self.lr = lr;
         self.step = step;
         self.examples_seen += pairs as u64;
-        Ok((loss_sum / accum as f64, norm, kinds.join("+"), pairs))
+        let mut unique: Vec<String> = Vec::new();
+        for kind in kinds {
+            if !unique.contains(&kind) {
+                unique.push(kind);
+            }
+        }
+        let loss = out.losses.iter().sum::<f64>() / out.losses.len() as f64;
+        Ok((loss, out.norm, unique.join("+"), pairs))
     }
 
     fn state(&self) -> TrainState {
@@ -439,7 +369,7 @@ impl Trainer {
     fn save(&mut self, is_best: bool) -> Result<PathBuf> {
         let state = self.state();
         let model = self.model();
-        let optim = &self.optim;
+        let optim = &self.runner.optim;
         let dir = self.checkpoints.save(&state, |tmp| {
             save_module(model, &tmp.join(MODEL_FILE))?;
             optim

@@ -1,0 +1,503 @@
+//! Single benchmark runs. Each prints one JSON line on stdout (logs go to stderr), so the
+//! driver (`speed all`) and the GPU script can collect them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::{Distribution, Tensor};
+use hybrid_ir_data::sampler::{SamplerConfig, SamplerKind};
+use hybrid_ir_data::{LareqaBenchmark, NegativePolicy, ParallelCorpus, resolve_data_dir};
+use hybrid_ir_model::{BertEncoder, DeviceSpec, LoadOptions, ModelMeta, TextKind, load_weights, read_meta};
+use hybrid_ir_train::encode::{TextPipeline, TokenizedBatch, embed_sequences};
+use hybrid_ir_train::eval::{TokenizedBenchmark, load_benchmark};
+use hybrid_ir_train::trainer::{apply_freezing, count_parameters};
+use hybrid_ir_train::{StepRunner, TrainConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// Tokenized training batches, the format `benches/pytorch_bench.py` reads too.
+#[derive(Serialize, Deserialize)]
+pub struct BatchesFile {
+    /// Padding id of the model.
+    pub pad_id: u32,
+    /// Batches of unpadded token ids (prefixes and special tokens included).
+    pub batches: Vec<PairBatch>,
+}
+
+/// One contrastive batch.
+#[derive(Serialize, Deserialize)]
+pub struct PairBatch {
+    /// Query token ids.
+    pub queries: Vec<Vec<u32>>,
+    /// Positive passage token ids, aligned with `queries`.
+    pub passages: Vec<Vec<u32>>,
+}
+
+/// Unpadded sequences to encode, the format `benches/pytorch_bench.py encode` reads too.
+#[derive(Serialize, Deserialize)]
+pub struct SequencesFile {
+    /// Padding id of the model.
+    pub pad_id: u32,
+    /// Token ids.
+    pub sequences: Vec<Vec<u32>>,
+}
+
+/// Arguments of `speed prepare`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PrepareArgs {
+    /// Hugging Face model directory (tokenizer and prefixes come from it).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Data root (default: $HYBRID_IR_DATA, else ../shared/data).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output directory: batches.json and sequences.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Pairs per training batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Training batches to write (steps cycle through them).
+    #[arg(long, default_value_t = 4)]
+    pub batches: usize,
+    /// Query truncation (tokens, special tokens included).
+    #[arg(long, default_value_t = 32)]
+    pub query_len: usize,
+    /// Passage truncation.
+    #[arg(long, default_value_t = 128)]
+    pub passage_len: usize,
+    /// XQuAD-R candidates to write for the encoding benchmark (0 = all 13,014), taken evenly
+    /// across the set so every language is in.
+    #[arg(long, default_value_t = 2000)]
+    pub sequences: usize,
+}
+
+/// `speed prepare`: hybrid (alpha 0.5) MLQA-R batches and XQuAD-R candidate sequences.
+pub fn prepare(args: &PrepareArgs) -> Result<()> {
+    let meta = read_meta(&args.model, &LoadOptions::default())?;
+    let pipeline = TextPipeline::new(&meta, meta.prefixes.clone(), args.query_len, args.passage_len)?;
+    let root = resolve_data_dir(args.data.as_deref());
+    let mlqa = LareqaBenchmark::MlqaR.load(&root)?;
+    let corpus = Arc::new(ParallelCorpus::from_lareqa(&mlqa, NegativePolicy::None));
+    let mut config = SamplerConfig::new(SamplerKind::Hybrid);
+    config.batch_size = args.batch;
+    let mut sampler = config.build(corpus)?;
+    let batches = (0..args.batches)
+        .map(|_| {
+            let t = pipeline.tokenize_batch(&sampler.next_batch())?;
+            Ok(PairBatch { queries: t.queries, passages: t.positives })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    std::fs::create_dir_all(&args.out)?;
+    write_json(&args.out.join("batches.json"), &BatchesFile { pad_id: pipeline.pad_id(), batches })?;
+
+    let bench = load_benchmark("xquad-r", args.data.as_deref(), &[])?;
+    let n = bench.candidates.len();
+    let take = if args.sequences == 0 { n } else { args.sequences.min(n) };
+    let texts: Vec<&str> = (0..take).map(|k| &*bench.candidates[k * n / take].sentence).collect();
+    let sequences = pipeline.tokenize(&texts, TextKind::Passage)?;
+    write_json(&args.out.join("sequences.json"), &SequencesFile { pad_id: pipeline.pad_id(), sequences })?;
+    println!("{}", json!({"mode": "prepare", "out": args.out, "batches": args.batches, "batch": args.batch, "sequences": take}));
+    Ok(())
+}
+
+/// Arguments of `speed train-step`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrainStepArgs {
+    /// Hugging Face model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Batches written by `speed prepare`.
+    #[arg(long)]
+    pub batches: PathBuf,
+    /// `cpu` (Flex), `tch-cpu`, `tch-cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Timed steps (batch i % batches each).
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Rows per chunk (0 = the whole batch in one chunk, PyTorch's algorithm).
+    #[arg(long, default_value_t = 0)]
+    pub chunk_size: usize,
+    /// Chunk rows longest first (lever 1: with small chunks, almost no padding).
+    #[arg(long)]
+    pub sort_by_length: bool,
+    /// GradCache step (one extra forward, bounded memory) instead of one plain backward.
+    #[arg(long)]
+    pub cached: bool,
+    /// Freeze the embedding block (lever 2: no gradient or AdamW state for the 250k-row matrix).
+    #[arg(long)]
+    pub freeze_embeddings: bool,
+    /// Learning rate.
+    #[arg(long, default_value_t = 3e-5)]
+    pub lr: f64,
+}
+
+/// The PyTorch baseline's algorithm as a [`TrainConfig`]: in-batch InfoNCE on cosine / 0.05,
+/// AdamW (0.9, 0.999, 1e-8, wd 0.01), no clipping, no group masking (the sampler's batches have
+/// no duplicate answers, and PyTorch's side has no mask).
+fn bench_config(args: &TrainStepArgs, batch_size: usize) -> Result<TrainConfig> {
+    let chunk = if args.chunk_size == 0 { batch_size.max(1) } else { args.chunk_size };
+    let text = format!(
+        r#"output_dir = "unused"
+[model]
+dir = {dir:?}
+device = "{device}"
+freeze_embeddings = {freeze}
+[data]
+corpora = ["mlqa-r"]
+[sampler]
+kind = "hybrid"
+[loss]
+kind = "in_batch"
+temperature = 0.05
+mask_same_group = false
+chunk_size = {chunk}
+cached = {cached}
+sort_by_length = {sort}
+[optim]
+lr = {lr}
+weight_decay = 0.01
+eps = 1e-8
+grad_clip_norm = 0.0
+"#,
+        dir = args.model.display().to_string(),
+        device = args.device,
+        freeze = args.freeze_embeddings,
+        cached = args.cached,
+        sort = args.sort_by_length,
+        lr = args.lr,
+    );
+    Ok(TrainConfig::from_toml_str(&text, Path::new("<speed train-step>"))?)
+}
+
+/// `speed train-step`.
+pub fn train_step(args: &TrainStepArgs) -> Result<()> {
+    let file: BatchesFile = read_json(&args.batches)?;
+    if file.batches.is_empty() {
+        bail!("{}: no batches", args.batches.display());
+    }
+    let batch_size = file.batches[0].queries.len();
+    let config = bench_config(args, batch_size)?;
+    let meta = read_meta(&args.model, &LoadOptions::default())?;
+    let device = args.device.autodiff_device();
+    let (model, _) = load_weights(&meta, &device)?;
+    let mut model = apply_freezing(model, &config.model);
+    let (_, trainable) = count_parameters(&model);
+    let mut runner = StepRunner::new(&config)?;
+    let batches: Vec<TokenizedBatch> = file
+        .batches
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if b.queries.len() != b.passages.len() {
+                bail!("{}: batch {i} has {} queries and {} passages", args.batches.display(), b.queries.len(), b.passages.len());
+            }
+            Ok(TokenizedBatch {
+                queries: b.queries.clone(),
+                positives: b.passages.clone(),
+                negatives: Vec::new(),
+                group_keys: (0..b.queries.len() as u64).collect(),
+                pad_id: file.pad_id,
+                pooling: meta.pooling,
+                chunk_orders: Default::default(),
+            }
+            .with_chunk_order(config.loss.sort_by_length))
+        })
+        .collect::<Result<_>>()?;
+
+    let (mut step_s, mut grad_s, mut opt_s, mut losses) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut padded, mut real) = (0usize, 0usize);
+    for i in 0..args.warmup + args.steps {
+        let batch = &batches[i % batches.len()];
+        let started = Instant::now();
+        // `gradients` reads the loss and the gradient norm back to the host: a sync point.
+        let out = runner.gradients(&model, i as u64 + 1, std::slice::from_ref(batch))?;
+        let after_grads = Instant::now();
+        model = runner.apply(model, out.grads, args.lr);
+        sync(&model)?;
+        let done = Instant::now();
+        losses.push(out.losses[0]);
+        if i >= args.warmup {
+            step_s.push((done - started).as_secs_f64());
+            grad_s.push((after_grads - started).as_secs_f64());
+            opt_s.push((done - after_grads).as_secs_f64());
+            let (p, r) = batch.token_counts(config.loss.chunk_size);
+            padded += p;
+            real += r;
+        }
+        eprintln!("step {i}: loss {:.4}, {:.3} s", out.losses[0], (done - started).as_secs_f64());
+    }
+    let step_median = median(&step_s);
+    let total: f64 = step_s.iter().sum();
+    let steps = args.steps.max(1);
+    println!(
+        "{}",
+        json!({
+            "engine": engine_name(args.device),
+            "mode": "train-step",
+            "device": args.device.to_string(),
+            "model": meta.name,
+            "batch_size": batch_size,
+            "chunk_size": config.loss.chunk_size,
+            "sort_by_length": args.sort_by_length,
+            "cached": args.cached,
+            "freeze_embeddings": args.freeze_embeddings,
+            "updated_params": trainable,
+            "steps": args.steps,
+            "step_s_median": step_median,
+            "step_s_all": step_s,
+            "grad_s_median": median(&grad_s),
+            "opt_s_median": median(&opt_s),
+            "examples_per_s": batch_size as f64 / step_median,
+            "real_tokens_per_s": real as f64 / total,
+            "padded_tokens": padded / steps,
+            "real_tokens": real / steps,
+            "peak_rss_bytes": peak_rss_bytes(),
+            "losses": losses,
+        })
+    );
+    Ok(())
+}
+
+/// Arguments of `speed encode`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EncodeArgs {
+    /// Hugging Face model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Sequences written by `speed prepare`.
+    #[arg(long)]
+    pub sequences: PathBuf,
+    /// `cpu` (Flex), `tch-cpu`, `tch-cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Sequences per forward pass (length-sorted).
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Untimed passes over the first batch first.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+}
+
+/// `speed encode`.
+pub fn encode(args: &EncodeArgs) -> Result<()> {
+    let file: SequencesFile = read_json(&args.sequences)?;
+    let (meta, model) = load_plain(&args.model, args.device)?;
+    for _ in 0..args.warmup {
+        let n = args.batch.min(file.sequences.len());
+        embed_sequences(&model, &file.sequences[..n], file.pad_id, meta.pooling, args.batch, |_| {})?;
+    }
+    let started = Instant::now();
+    embed_sequences(&model, &file.sequences, file.pad_id, meta.pooling, args.batch, |_| {})?;
+    let seconds = started.elapsed().as_secs_f64();
+    let real: usize = file.sequences.iter().map(Vec::len).sum();
+    println!(
+        "{}",
+        json!({
+            "engine": engine_name(args.device),
+            "mode": "encode",
+            "device": args.device.to_string(),
+            "model": meta.name,
+            "sequences": file.sequences.len(),
+            "batch": args.batch,
+            "sorted": true,
+            "seconds": seconds,
+            "seq_per_s": file.sequences.len() as f64 / seconds,
+            "real_tokens": real,
+            "real_tokens_per_s": real as f64 / seconds,
+            "peak_rss_bytes": peak_rss_bytes(),
+        })
+    );
+    Ok(())
+}
+
+/// Arguments of `speed eval`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// Hugging Face model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Data root (default: $HYBRID_IR_DATA, else ../shared/data).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// `xquad-r` or `mlqa-r`.
+    #[arg(long, default_value = "xquad-r")]
+    pub benchmark: String,
+    /// `cpu` (Flex), `tch-cpu`, `tch-cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Sequences per forward pass.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Truncation of queries and candidates (tokens).
+    #[arg(long, default_value_t = 128)]
+    pub max_len: usize,
+}
+
+/// `speed eval`: tokenize, encode (length-sorted) and evaluate a whole benchmark.
+pub fn eval(args: &EvalArgs) -> Result<()> {
+    let (meta, model) = load_plain(&args.model, args.device)?;
+    let pipeline = TextPipeline::new(&meta, meta.prefixes.clone(), args.max_len, args.max_len)?;
+    let t0 = Instant::now();
+    let bench = TokenizedBenchmark::new(load_benchmark(&args.benchmark, args.data.as_deref(), &[])?, &pipeline)?;
+    let t1 = Instant::now();
+    let nq = bench.queries.len();
+    let queries = embed_sequences(&model, &bench.queries, pipeline.pad_id(), meta.pooling, args.batch, |_| {})?;
+    let candidates = embed_sequences(&model, &bench.candidates, pipeline.pad_id(), meta.pooling, args.batch, |_| {})?;
+    let t2 = Instant::now();
+    let report = bench.evaluate_embeddings(hybrid_ir_metrics::BenchmarkEmbeddings { queries, candidates })?;
+    let t3 = Instant::now();
+    let s = &report.settings;
+    println!(
+        "{}",
+        json!({
+            "engine": engine_name(args.device),
+            "mode": "eval",
+            "device": args.device.to_string(),
+            "model": meta.name,
+            "benchmark": args.benchmark,
+            "queries": nq,
+            "candidates": bench.candidates.len(),
+            "load_tokenize_s": (t1 - t0).as_secs_f64(),
+            "encode_s": (t2 - t1).as_secs_f64(),
+            "metrics_s": (t3 - t2).as_secs_f64(),
+            "total_s": (t3 - t0).as_secs_f64(),
+            "map_mono": s.mono.map,
+            "map_cross": s.cross.map,
+            "map_multi": s.multi.map,
+            "rank_distance": s.multi.rank_distance,
+            "peak_rss_bytes": peak_rss_bytes(),
+        })
+    );
+    Ok(())
+}
+
+/// Arguments of `speed compare-devices`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Hugging Face model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Sequences written by `speed prepare`.
+    #[arg(long)]
+    pub sequences: PathBuf,
+    /// Reference device.
+    #[arg(long, default_value = "tch-cpu")]
+    pub a: DeviceSpec,
+    /// Device under test.
+    #[arg(long, default_value = "tch-cuda:0")]
+    pub b: DeviceSpec,
+    /// Sequences compared (the first N).
+    #[arg(long, default_value_t = 256)]
+    pub limit: usize,
+    /// Largest allowed max |difference|; exit status 1 above it.
+    #[arg(long, default_value_t = 1e-3)]
+    pub tolerance: f32,
+}
+
+/// `speed compare-devices`.
+pub fn compare_devices(args: &CompareArgs) -> Result<()> {
+    let file: SequencesFile = read_json(&args.sequences)?;
+    let seqs = &file.sequences[..args.limit.min(file.sequences.len())];
+    let embed = |spec: DeviceSpec| -> Result<ndarray::Array2<f32>> {
+        let (meta, model) = load_plain(&args.model, spec)?;
+        Ok(embed_sequences(&model, seqs, file.pad_id, meta.pooling, 64, |_| {})?)
+    };
+    let a = embed(args.a)?;
+    let b = embed(args.b)?;
+    let max_abs = a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let ok = max_abs <= args.tolerance;
+    println!(
+        "{}",
+        json!({"mode": "compare-devices", "a": args.a.to_string(), "b": args.b.to_string(), "sequences": seqs.len(),
+               "max_abs_diff": max_abs, "tolerance": args.tolerance, "ok": ok})
+    );
+    if !ok {
+        bail!("max |{} - {}| = {max_abs:e} exceeds {:e}", args.a, args.b, args.tolerance);
+    }
+    Ok(())
+}
+
+/// Arguments of `speed gemm`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GemmArgs {
+    /// `cpu` (Flex), `tch-cpu`, `tch-cuda:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Square matrix size.
+    #[arg(long, default_value_t = 1024)]
+    pub n: usize,
+    /// Products per timing.
+    #[arg(long, default_value_t = 20)]
+    pub reps: usize,
+}
+
+/// `speed gemm`: f32 n×n products, median of 3 timings.
+pub fn gemm(args: &GemmArgs) -> Result<()> {
+    let device = args.device.device();
+    let a = Tensor::<2>::random([args.n, args.n], Distribution::Default, &device);
+    let b = Tensor::<2>::random([args.n, args.n], Distribution::Default, &device);
+    let _ = a.clone().matmul(b.clone()).sum().into_scalar::<f32>();
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut acc = a.clone().matmul(b.clone());
+        for _ in 1..args.reps {
+            acc = a.clone().matmul(b.clone()) + acc.mul_scalar(0.0);
+        }
+        let _ = acc.sum().into_scalar::<f32>();
+        times.push(started.elapsed().as_secs_f64() / args.reps as f64);
+    }
+    let t = median(&times);
+    let gflops = 2.0 * (args.n as f64).powi(3) / t / 1e9;
+    println!("{}", json!({"engine": engine_name(args.device), "mode": "gemm", "device": args.device.to_string(), "n": args.n, "gflops": gflops}));
+    Ok(())
+}
+
+fn load_plain(dir: &Path, spec: DeviceSpec) -> Result<(ModelMeta, BertEncoder)> {
+    let meta = read_meta(dir, &LoadOptions::default())?;
+    let (model, _) = load_weights(&meta, &spec.device()).with_context(|| format!("loading {}", dir.display()))?;
+    Ok((meta, model))
+}
+
+/// Waits for queued device work (CUDA is asynchronous) so timings cover it.
+fn sync(model: &BertEncoder) -> Result<()> {
+    hybrid_ir_train::encode::model_device(model).sync().map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))
+}
+
+/// `hybrid-ir/<backend>` name used in the tables.
+pub fn engine_name(spec: DeviceSpec) -> String {
+    match spec.to_string().as_str() {
+        "cpu" => "hybrid-ir/flex".into(),
+        other => format!("hybrid-ir/{other}"),
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+}
+
+/// Peak resident set size of this process (`VmHWM`), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    std::fs::write(path, serde_json::to_vec(value)?).with_context(|| format!("writing {}", path.display()))
+}

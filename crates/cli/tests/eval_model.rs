@@ -1,0 +1,81 @@
+//! `hybrid-ir eval --model`: encode a real benchmark with a real model, save the embeddings, and
+//! check that evaluating the saved embeddings gives the same report (needs `cargo xtask
+//! fetch-models` and ../shared/data, as the whole test suite does).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn hybrid_ir(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hybrid-ir")).args(args).current_dir(workspace()).output().expect("run hybrid-ir")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = hybrid_ir(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "hybrid-ir {args:?} failed:\n{stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn read(path: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn model_eval_matches_its_saved_embeddings_and_context_changes_candidates() {
+    let model = workspace().join("models/all-MiniLM-L6-v2");
+    assert!(model.join("model.safetensors").exists(), "run `cargo xtask fetch-models` first");
+    let dir = std::env::temp_dir().join(format!("hybrid-ir-eval-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (r1, r2, r3, emb) = (dir.join("model.json"), dir.join("saved.json"), dir.join("context.json"), dir.join("emb.parquet"));
+    let model_s = model.to_str().unwrap();
+
+    let table = ok(&[
+        "eval", "--benchmark", "xquad-r", "--languages", "en,es", "--model", model_s, "--max-len", "64",
+        "--out", r1.to_str().unwrap(), "--save-embeddings", emb.to_str().unwrap(),
+    ]);
+    assert!(table.contains("mAP"), "Table 1 printed:\n{table}");
+    ok(&["eval", "--benchmark", "xquad-r", "--languages", "en,es", "--embeddings", emb.to_str().unwrap(), "--out", r2.to_str().unwrap()]);
+    let (a, b) = (read(&r1), read(&r2));
+    assert_eq!(a["settings"], b["settings"], "saved embeddings reproduce the report exactly");
+    assert_eq!(a["per_language"], b["per_language"]);
+
+    // all-MiniLM-L6-v2 is an English retriever: English mono retrieval is far above chance
+    // (1 relevant among 1,190 candidates), and its English-Spanish cross retrieval is weaker.
+    let en_mono = a["per_language"]["en"]["mono"]["map"].as_f64().unwrap();
+    assert!(en_mono > 0.4, "en mono mAP {en_mono}");
+    let cross = a["settings"]["cross"]["map"].as_f64().unwrap();
+    assert!(cross < en_mono, "cross {cross} vs en mono {en_mono}");
+
+    // Sentence + paragraph is a different candidate text: a different (valid) report.
+    ok(&[
+        "eval", "--benchmark", "xquad-r", "--languages", "en", "--model", model_s, "--max-len", "64",
+        "--candidate-text", "sentence+context", "--out", r3.to_str().unwrap(),
+    ]);
+    let c = read(&r3);
+    let context_map = c["settings"]["mono"]["map"].as_f64().unwrap();
+    assert!(context_map > 0.0 && context_map <= 1.0);
+    assert_ne!(context_map, en_mono);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_model_eval_arguments_are_refused_clearly() {
+    let out = hybrid_ir(&["eval", "--benchmark", "xquad-r", "--model", "models/all-MiniLM-L6-v2", "--candidate-text", "paragraph"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sentence+context"), "{err}");
+
+    let out = hybrid_ir(&["eval", "--benchmark", "xquad-r", "--embeddings", "x.parquet", "--save-embeddings", "y.parquet"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--save-embeddings only applies with --model"));
+
+    let out = hybrid_ir(&["eval", "--benchmark", "xquad-r", "--model", "no/such/model"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such/model"));
+}
