@@ -170,6 +170,16 @@ def base_record(torch, device, mode):
             "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
+def read_token_file(path, key):
+    """(pad_id, data[key]) of a token file written by `speed prepare`; refuses an empty list."""
+    with open(path) as f:
+        data = json.load(f)
+    items = data[key]
+    if not items:
+        raise SystemExit(f"{path}: no {key}")
+    return int(data["pad_id"]), items
+
+
 # --------------------------------------------------------------------------------------------------
 # train-step
 # --------------------------------------------------------------------------------------------------
@@ -178,12 +188,7 @@ def cmd_train_step(args):
     torch, device = setup_torch(args)
     import torch.nn.functional as F
 
-    with open(args.batches) as f:
-        data = json.load(f)
-    pad_id = int(data["pad_id"])
-    raw = data["batches"]
-    if not raw:
-        raise SystemExit("no batches in file")
+    pad_id, raw = read_token_file(args.batches, "batches")
     if args.steps < 1 or args.warmup < 0:
         raise SystemExit("--steps must be >= 1 and --warmup >= 0")
 
@@ -315,12 +320,7 @@ def cmd_train_step(args):
 def cmd_encode(args):
     torch, device = setup_torch(args)
 
-    with open(args.sequences) as f:
-        data = json.load(f)
-    pad_id = int(data["pad_id"])
-    seqs = data["sequences"]
-    if not seqs:
-        raise SystemExit("no sequences in file")
+    pad_id, seqs = read_token_file(args.sequences, "sequences")
     if args.batch < 1:
         raise SystemExit("--batch must be >= 1")
 

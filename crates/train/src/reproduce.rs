@@ -259,7 +259,8 @@ fn direction(opts: &ReproduceOptions, train_corpus: &str, eval_name: &str, stop:
     Ok(DirectionResult { train: train_corpus.to_string(), eval: eval_name.to_string(), models })
 }
 
-/// Runs the comparison; writes `results.json` and `results.md` to `out_dir` and returns them.
+/// Runs the comparison; writes `results.json`, `results.md` and one mAP heatmap per model
+/// (`heatmap-<train>-to-<eval>-<model>.svg`) to `out_dir` and returns them.
 pub fn reproduce(opts: &ReproduceOptions, stop: Option<Arc<AtomicBool>>) -> Result<(Vec<DirectionResult>, String)> {
     if opts.alphas.is_empty() {
         return Err(TrainError::Other("--alphas is empty".into()));
@@ -277,6 +278,14 @@ pub fn reproduce(opts: &ReproduceOptions, stop: Option<Arc<AtomicBool>>) -> Resu
     let json = serde_json::to_vec_pretty(&(opts, &results)).expect("results serialise");
     crate::checkpoint::write_atomic(&opts.out_dir.join("results.json"), &json)?;
     crate::checkpoint::write_atomic(&opts.out_dir.join("results.md"), markdown.as_bytes())?;
+    for d in &results {
+        for m in &d.models {
+            let title = format!("{}: mAP of {} trained on {} (rows: query language, columns: candidate language)", d.eval, m.label, d.train);
+            let svg = hybrid_ir_metrics::heatmap::heatmap_svg(&title, &m.report.languages, &m.report.map_matrix());
+            let name = format!("heatmap-{}-to-{}-{}.svg", d.train, d.eval, m.label.replace([' ', '=', 'α'], "_"));
+            crate::checkpoint::write_atomic(&opts.out_dir.join(name), svg.as_bytes())?;
+        }
+    }
     Ok((results, markdown))
 }
 
