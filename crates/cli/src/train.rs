@@ -166,12 +166,14 @@ pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
 /// `hybrid-ir reproduce`.
 #[derive(Args, Debug)]
 #[command(after_help = "EXAMPLES:\n  \
-    hybrid-ir reproduce --model models/multilingual-e5-small                 # the CPU budget run (README)\n  \
+    hybrid-ir reproduce --one-way      # the CPU budget run of the README: ~14 min on 2 cores\n  \
+    hybrid-ir reproduce                # both directions: ~27 min (docs/results.md)\n  \
     hybrid-ir reproduce --model DIR --steps 2000 --batch-size 100 --trainable-layers 0 --device tch-cuda:0\n\n\
     Trains one model per alpha (1 = X-X-mono, 0 = X-Y, 0.5 = Hybrid) from the same start on --train,\n\
     evaluates each and the start model on --eval (and the reverse direction unless --one-way), and\n\
     prints Table-1 (mAP mono/cross/multi) and Table-2 (rank distance) style tables and the\n\
-    language x language mAP matrices. Re-running the same command reuses or resumes finished runs.")]
+    language x language mAP matrices (also as SVG heatmaps in --out). Re-running the same command\n\
+    reuses or resumes finished runs.")]
 pub struct ReproduceArgs {
     /// Start model directory (fetch with `cargo xtask fetch-models`).
     #[arg(long, value_name = "DIR", default_value = "models/multilingual-e5-small")]
