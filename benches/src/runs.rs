@@ -348,10 +348,9 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let bench = TokenizedBenchmark::new(load_benchmark(&args.benchmark, args.data.as_deref(), &[])?, &pipeline)?;
     let t1 = Instant::now();
     let nq = bench.queries.len();
-    let queries = embed_sequences(&model, &bench.queries, pipeline.pad_id(), meta.pooling, args.batch, |_| {})?;
-    let candidates = embed_sequences(&model, &bench.candidates, pipeline.pad_id(), meta.pooling, args.batch, |_| {})?;
+    let embeddings = bench.encode(&model, &pipeline, args.batch, |_| {})?;
     let t2 = Instant::now();
-    let report = bench.evaluate_embeddings(hybrid_ir_metrics::BenchmarkEmbeddings { queries, candidates })?;
+    let report = bench.evaluate_embeddings(embeddings)?;
     let t3 = Instant::now();
     let s = &report.settings;
     println!(

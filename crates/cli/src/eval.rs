@@ -10,6 +10,7 @@ use hybrid_ir_metrics::{
     EvalOptions, Metric, Qrels, Run, ScoreFunction,
 };
 use hybrid_ir_model::{load_weights, read_meta, DeviceSpec, LoadOptions, PrefixConfig};
+use hybrid_ir_train::config::PrefixStyle;
 use hybrid_ir_train::encode::TextPipeline;
 use hybrid_ir_train::eval::{load_benchmark, CandidateText, TokenizedBenchmark};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -42,7 +43,7 @@ pub struct EvalArgs {
     /// Prefixes with --model: `model` (what the directory says; e5: `query: `/`passage: `),
     /// `paper` (`Query: `/`Passage: `), `e5`, `none`.
     #[arg(long, default_value = "model")]
-    pub prefixes: String,
+    pub prefixes: PrefixStyle,
     /// Texts per forward pass with --model.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
@@ -125,13 +126,10 @@ fn encode_with_model(
     benchmark: RetrievalBenchmark,
 ) -> Result<(RetrievalBenchmark, BenchmarkEmbeddings)> {
     let meta = read_meta(model_dir, &LoadOptions::default()).with_context(|| format!("reading {}", model_dir.display()))?;
-    let prefixes = match args.prefixes.as_str() {
-        "model" => meta.prefixes.clone(),
-        "paper" => PrefixConfig::paper(),
-        "e5" => PrefixConfig::e5(),
-        "none" => PrefixConfig::none(),
-        other => bail!("--prefixes {other:?}: expected model, paper, e5 or none"),
-    };
+    if args.prefixes == PrefixStyle::Custom {
+        bail!("--prefixes custom is for training configs (query_prefix / passage_prefix); use model, paper, e5 or none");
+    }
+    let prefixes = args.prefixes.resolve(&meta.prefixes, PrefixConfig::none());
     let pipeline = TextPipeline::new(&meta, prefixes.clone(), args.max_len, args.max_len)?;
     let device = args.device.device();
     let (encoder, _) = load_weights(&meta, &device).with_context(|| format!("loading {}", model_dir.display()))?;

@@ -66,6 +66,34 @@ pub enum PrefixStyle {
     Custom,
 }
 
+impl PrefixStyle {
+    /// The prefixes of this style: `model_default` (what the model directory says) for `Model`,
+    /// `custom` for `Custom`, the fixed pairs otherwise.
+    pub fn resolve(self, model_default: &PrefixConfig, custom: PrefixConfig) -> PrefixConfig {
+        match self {
+            Self::Model => model_default.clone(),
+            Self::E5 => PrefixConfig::e5(),
+            Self::Paper => PrefixConfig::paper(),
+            Self::None => PrefixConfig::none(),
+            Self::Custom => custom,
+        }
+    }
+}
+
+impl std::str::FromStr for PrefixStyle {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "model" => Ok(Self::Model),
+            "e5" => Ok(Self::E5),
+            "paper" => Ok(Self::Paper),
+            "none" => Ok(Self::None),
+            "custom" => Ok(Self::Custom),
+            other => Err(format!("unknown prefix style {other:?}: expected model, paper, e5, none or custom")),
+        }
+    }
+}
+
 /// `[model]`: the encoder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -347,16 +375,11 @@ impl TrainConfig {
 
     /// Prefixes to use; `model_default` is what the model directory says.
     pub fn prefixes(&self, model_default: &PrefixConfig) -> PrefixConfig {
-        match self.model.prefixes {
-            PrefixStyle::Model => model_default.clone(),
-            PrefixStyle::E5 => PrefixConfig::e5(),
-            PrefixStyle::Paper => PrefixConfig::paper(),
-            PrefixStyle::None => PrefixConfig::none(),
-            PrefixStyle::Custom => PrefixConfig {
-                query: self.model.query_prefix.clone().unwrap_or_default(),
-                passage: self.model.passage_prefix.clone().unwrap_or_default(),
-            },
-        }
+        let custom = PrefixConfig {
+            query: self.model.query_prefix.clone().unwrap_or_default(),
+            passage: self.model.passage_prefix.clone().unwrap_or_default(),
+        };
+        self.model.prefixes.resolve(model_default, custom)
     }
 
     /// Checks every value and reports all problems at once, each naming its field.

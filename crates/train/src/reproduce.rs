@@ -109,6 +109,11 @@ pub fn sampler_label(alpha: f64) -> String {
     }
 }
 
+/// A sampler label as a file or directory name (`Hybrid α=0.3` -> `Hybrid_α_0.3`).
+fn file_stem(label: &str) -> String {
+    label.replace([' ', '='], "_")
+}
+
 fn run_config(opts: &ReproduceOptions, train_corpus: &str, alpha: f64, run_dir: &Path) -> Result<TrainConfig> {
     let kind = if alpha >= 1.0 {
         "mono"
@@ -195,7 +200,7 @@ fn direction(opts: &ReproduceOptions, train_corpus: &str, eval_name: &str, stop:
     let mut runs = Vec::new();
     for &alpha in &opts.alphas {
         let label = sampler_label(alpha);
-        let run_dir = opts.out_dir.join(format!("train-{train_corpus}")).join(label.replace([' ', '='], "_"));
+        let run_dir = opts.out_dir.join(format!("train-{train_corpus}")).join(file_stem(&label));
         let config = run_config(opts, train_corpus, alpha, &run_dir)?;
         let resume = CheckpointDir::of_run(&run_dir).resolve(Pointer::Last)?.is_some();
         tracing::info!("{label} (α = {alpha}) on {train_corpus}: {} steps{}", opts.steps, if resume { ", resuming" } else { "" });
@@ -282,7 +287,7 @@ pub fn reproduce(opts: &ReproduceOptions, stop: Option<Arc<AtomicBool>>) -> Resu
         for m in &d.models {
             let title = format!("{}: mAP of {} trained on {} (rows: query language, columns: candidate language)", d.eval, m.label, d.train);
             let svg = hybrid_ir_metrics::heatmap::heatmap_svg(&title, &m.report.languages, &m.report.map_matrix());
-            let name = format!("heatmap-{}-to-{}-{}.svg", d.train, d.eval, m.label.replace([' ', '=', 'α'], "_"));
+            let name = format!("heatmap-{}-to-{}-{}.svg", d.train, d.eval, file_stem(&m.label));
             crate::checkpoint::write_atomic(&opts.out_dir.join(name), svg.as_bytes())?;
         }
     }

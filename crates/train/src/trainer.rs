@@ -10,7 +10,6 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
 use hybrid_ir_data::sampler::{BatchSampler, SamplerConfig};
 use hybrid_ir_data::{LareqaBenchmark, ParallelCorpus, load_user_corpus, resolve_data_dir};
-use hybrid_ir_loss::CachedLoss;
 use hybrid_ir_metrics::LareqaReport;
 use hybrid_ir_model::{BertEncoder, LoadOptions, ModelMeta, load_module, load_weights, read_meta, save_module};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -148,11 +147,6 @@ pub fn count_parameters(model: &BertEncoder) -> (usize, usize) {
     (c.0, c.1)
 }
 
-/// Loss of a batch with a plain-device (`valid()`) model: no dropout, no graph.
-pub fn batch_loss(model: &BertEncoder, batch: &TokenizedBatch, cached: &CachedLoss) -> Result<f64> {
-    Ok(cached.evaluate(model, batch, Some(&batch.group_keys))?)
-}
-
 struct Trainer {
     config: TrainConfig,
     run_dir: PathBuf,
@@ -255,24 +249,23 @@ impl Trainer {
 
         let mut runner = StepRunner::new(config)?;
         let schedule = LrSchedule::new(&config.optim, config.schedule.steps);
-        let (model, optim, step, examples_seen, best_val, last_saved, lr) = match &resume_from {
+        let (model, step, examples_seen, best_val, last_saved, lr) = match &resume_from {
             Some(ckpt) => {
                 let model = apply_freezing(load_module(&meta, &ckpt.model_path(), &train_device)?, &config.model);
-                let optim = runner.optim.load(ckpt.optimizer_path()).map_err(|e| {
+                runner.optim = runner.optim.load(ckpt.optimizer_path()).map_err(|e| {
                     TrainError::checkpoint(ckpt.optimizer_path(), format!("cannot load optimizer state: {e}"))
                 })?;
                 sampler.restore(&ckpt.state.sampler)?;
                 tracing::info!(step = ckpt.state.step, dir = %ckpt.dir.display(), "resuming");
                 let s = &ckpt.state;
-                (model, optim, s.step, s.examples_seen, s.best_val, Some(s.step), s.lr)
+                (model, s.step, s.examples_seen, s.best_val, Some(s.step), s.lr)
             }
             None => {
                 let (encoder, report) = load_weights(&meta, &train_device)?;
                 tracing::info!(model = %meta.name, tensors = report.applied, "loaded base model");
-                (apply_freezing(encoder, &config.model), runner.optim, 0, 0, None, None, 0.0)
+                (apply_freezing(encoder, &config.model), 0, 0, None, None, 0.0)
             }
         };
-        runner.optim = optim;
         let (total, trainable) = count_parameters(&model);
         tracing::info!(total, trainable, "parameters");
         let log = MetricsLog::open(&run_dir, resume_from.as_ref().map(|c| c.state.step))?;
@@ -302,7 +295,8 @@ impl Trainer {
         let model = self.model().valid();
         let mut sum = 0.0;
         for b in &self.val_batches {
-            sum += batch_loss(&model, b, &self.runner.cached)?;
+            // Plain-device (`valid()`) model: no dropout, no graph.
+            sum += self.runner.cached.evaluate(&model, b, Some(&b.group_keys))?;
         }
         Ok(sum / self.val_batches.len().max(1) as f64)
     }
