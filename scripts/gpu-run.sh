@@ -28,13 +28,14 @@ record $S prepare --model "$M" --data "$D" --out "$W/in" --batch 100 --batches 4
 record $S compare-devices --model "$M" --sequences "$Q" --a tch-cpu --b tch-cuda:0 --limit 512
 record $S gemm --device tch-cuda:0 --n 4096 --reps 20
 record python3 benches/pytorch_bench.py gemm --device cuda --n 4096 --reps 20
-for extra in "" "--sort-by-length --chunk-size 25" "--sort-by-length --chunk-size 25 --freeze-embeddings"; do
+for extra in "" "--bf16" "--burn-kernels" "--sort-by-length --chunk-size 25" "--sort-by-length --chunk-size 25 --freeze-embeddings"; do
   record $S train-step --device tch-cuda:0 --model "$M" --batches "$B" --warmup 3 --steps 10 $extra
 done
 record python3 benches/pytorch_bench.py train-step --device cuda --model "$M" --batches "$B" --warmup 3 --steps 10
 record python3 benches/pytorch_bench.py train-step --device cuda --model "$M" --batches "$B" --warmup 3 --steps 10 --freeze-embeddings
 record python3 benches/pytorch_bench.py train-step --device cuda --model "$M" --batches "$B" --warmup 3 --steps 10 --dtype bf16
 record $S encode --device tch-cuda:0 --model "$M" --sequences "$Q" --batch 64
+record $S encode --device tch-cuda:0 --model "$M" --sequences "$Q" --batch 64 --bf16
 record python3 benches/pytorch_bench.py encode --device cuda --model "$M" --sequences "$Q" --batch 64
 record python3 benches/pytorch_bench.py encode --device cuda --model "$M" --sequences "$Q" --batch 64 --dtype bf16
 record $S eval --device tch-cuda:0 --model "$M" --data "$D" --benchmark xquad-r

@@ -33,8 +33,9 @@ pub struct AllArgs {
     /// Pairs per training batch.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
-    /// Timed training steps per configuration (after 2 warm-up steps).
-    #[arg(long, default_value_t = 5)]
+    /// Timed training steps per configuration (after 2 warm-up steps); a multiple of the 4
+    /// prepared batches weighs every batch alike.
+    #[arg(long, default_value_t = 8)]
     pub steps: usize,
     /// XQuAD-R candidates encoded per engine (0 = all 13,014).
     #[arg(long, default_value_t = 2000)]
@@ -51,7 +52,7 @@ pub struct AllArgs {
 pub fn run_all(args: &AllArgs) -> Result<()> {
     let exe = std::env::current_exe().context("locating the speed binary")?;
     let python = args.python.clone().unwrap_or_else(crate::default_python);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pytorch_bench.py");
+    let script = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())).join("pytorch_bench.py");
     let model = args.model.display().to_string();
     let work = args.work.display().to_string();
     let batches = args.work.join("batches.json").display().to_string();
@@ -85,8 +86,13 @@ pub fn run_all(args: &AllArgs) -> Result<()> {
         ("lever 1: sorted chunks", vec!["--sort-by-length", "--chunk-size", &chunk]),
         ("levers 1+2: + frozen embeddings", vec!["--sort-by-length", "--chunk-size", &chunk, "--freeze-embeddings"]),
     ];
+    // LibTorch only: the same step with burn's own decomposed ops (what the fused kernels
+    // replace) and with bf16 matmuls (mixed precision; the CPU here has AVX512-BF16).
+    let libtorch_variants: [(&str, Vec<&str>); 2] =
+        [("same algorithm, burn's ops", vec!["--burn-kernels"]), ("bf16 matmuls", vec!["--bf16"])];
     for d in &devices {
-        for (label, extra) in &variants {
+        let extra_variants = if matches!(d, DeviceSpec::Flex) { &[][..] } else { &libtorch_variants[..] };
+        for (label, extra) in variants.iter().chain(extra_variants) {
             let mut cmd = Command::new(&exe);
             cmd.args(["train-step", "--model", &model, "--batches", &batches, "--device", &d.to_string(), "--steps", &steps]);
             cmd.args(extra);
@@ -96,7 +102,11 @@ pub fn run_all(args: &AllArgs) -> Result<()> {
         }
     }
     if !args.no_pytorch {
-        for (label, extra) in [("same algorithm", vec![]), ("frozen embeddings", vec!["--freeze-embeddings"])] {
+        for (label, extra) in [
+            ("same algorithm", vec![]),
+            ("frozen embeddings", vec!["--freeze-embeddings"]),
+            ("bf16 autocast", vec!["--dtype", "bf16"]),
+        ] {
             let mut cmd = Command::new(&python);
             cmd.arg(&script).args(["train-step", "--model", &model, "--batches", &batches, "--steps", &steps, "--threads", &threads]);
             cmd.args(extra);

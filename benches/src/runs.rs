@@ -12,7 +12,7 @@ use hybrid_ir_data::{LareqaBenchmark, NegativePolicy, ParallelCorpus, resolve_da
 use hybrid_ir_model::{BertEncoder, DeviceSpec, LoadOptions, ModelMeta, TextKind, load_weights, read_meta};
 use hybrid_ir_train::encode::{TextPipeline, TokenizedBatch, embed_sequences};
 use hybrid_ir_train::eval::{TokenizedBenchmark, load_benchmark};
-use hybrid_ir_train::trainer::{apply_freezing, count_parameters};
+use hybrid_ir_train::trainer::{configure_model, count_parameters};
 use hybrid_ir_train::{StepRunner, TrainConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -136,6 +136,13 @@ pub struct TrainStepArgs {
     /// Learning rate.
     #[arg(long, default_value_t = 3e-5)]
     pub lr: f64,
+    /// burn's decomposed LayerNorm / softmax / dropout ops on LibTorch too, instead of libtorch's
+    /// fused kernels (`hybrid_ir_model::kernels`); for comparison.
+    #[arg(long)]
+    pub burn_kernels: bool,
+    /// Mixed precision (`[model] bf16_matmuls`): layer matmuls in bf16, the rest in f32.
+    #[arg(long)]
+    pub bf16: bool,
 }
 
 /// The PyTorch baseline's algorithm as a [`TrainConfig`]: in-batch InfoNCE on cosine / 0.05,
@@ -149,6 +156,7 @@ fn bench_config(args: &TrainStepArgs, batch_size: usize) -> Result<TrainConfig> 
 dir = {dir:?}
 device = "{device}"
 freeze_embeddings = {freeze}
+bf16_matmuls = {bf16}
 [data]
 corpora = ["mlqa-r"]
 [sampler]
@@ -169,6 +177,7 @@ grad_clip_norm = 0.0
         dir = args.model.display().to_string(),
         device = args.device,
         freeze = args.freeze_embeddings,
+        bf16 = args.bf16,
         cached = args.cached,
         sort = args.sort_by_length,
         lr = args.lr,
@@ -184,10 +193,11 @@ pub fn train_step(args: &TrainStepArgs) -> Result<()> {
     }
     let batch_size = file.batches[0].queries.len();
     let config = bench_config(args, batch_size)?;
+    hybrid_ir_model::kernels::set_libtorch_kernels(!args.burn_kernels);
     let meta = read_meta(&args.model, &LoadOptions::default())?;
     let device = args.device.autodiff_device();
     let (model, _) = load_weights(&meta, &device)?;
-    let mut model = apply_freezing(model, &config.model);
+    let mut model = configure_model(model, &config.model);
     let (_, trainable) = count_parameters(&model);
     let mut runner = StepRunner::new(&config)?;
     let batches: Vec<TokenizedBatch> = file
@@ -248,11 +258,14 @@ pub fn train_step(args: &TrainStepArgs) -> Result<()> {
             "sort_by_length": args.sort_by_length,
             "cached": args.cached,
             "freeze_embeddings": args.freeze_embeddings,
+            "burn_kernels": args.burn_kernels,
+            "bf16": args.bf16,
             "updated_params": trainable,
             "steps": args.steps,
             "step_s_median": step_median,
             "step_s_all": step_s,
             "grad_s_median": median(&grad_s),
+            "grad_s_all": grad_s,
             "opt_s_median": median(&opt_s),
             "examples_per_s": batch_size as f64 / step_median,
             "real_tokens_per_s": real as f64 / total,
@@ -283,12 +296,21 @@ pub struct EncodeArgs {
     /// Untimed passes over the first batch first.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
+    /// Mixed precision: the layers' matmuls in bf16 (`BertEncoder::bf16_matmuls`).
+    #[arg(long)]
+    pub bf16: bool,
+    /// burn's decomposed LayerNorm / softmax / dropout ops on LibTorch too, instead of libtorch's
+    /// fused kernels (`hybrid_ir_model::kernels`); for comparison.
+    #[arg(long)]
+    pub burn_kernels: bool,
 }
 
 /// `speed encode`.
 pub fn encode(args: &EncodeArgs) -> Result<()> {
     let file: SequencesFile = read_json(&args.sequences)?;
-    let (meta, model) = load_plain(&args.model, args.device)?;
+    hybrid_ir_model::kernels::set_libtorch_kernels(!args.burn_kernels);
+    let (meta, mut model) = load_plain(&args.model, args.device)?;
+    model.bf16_matmuls = args.bf16;
     for _ in 0..args.warmup {
         let n = args.batch.min(file.sequences.len());
         embed_sequences(&model, &file.sequences[..n], file.pad_id, meta.pooling, args.batch, |_| {})?;
@@ -307,6 +329,8 @@ pub fn encode(args: &EncodeArgs) -> Result<()> {
             "sequences": file.sequences.len(),
             "batch": args.batch,
             "sorted": true,
+            "burn_kernels": args.burn_kernels,
+            "bf16": args.bf16,
             "seconds": seconds,
             "seq_per_s": file.sequences.len() as f64 / seconds,
             "real_tokens": real,

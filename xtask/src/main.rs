@@ -73,8 +73,14 @@ pub(crate) fn cache_root() -> PathBuf {
 }
 
 /// The workspace root (the parent of this crate's directory), so paths work from any cwd.
+///
+/// `cargo run` sets `CARGO_MANIFEST_DIR` for the process; that value wins over the one compiled
+/// in, because a target dir shared by two checkouts (e.g. a CI cache under ~/.cache) can hand
+/// one checkout an xtask binary built in the other, with the other's path baked in.
 pub(crate) fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."))

@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())).join("../..")
 }
 
 fn hybrid_ir(args: &[&str]) -> std::process::Output {

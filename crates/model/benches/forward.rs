@@ -23,7 +23,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let iters: usize = std::env::var("BENCH_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()));
     let dir = std::env::var_os("HYBRID_IR_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.join("../../models"))

@@ -3,21 +3,48 @@
 //! The module tree mirrors Hugging Face `BertModel` names so checkpoints map with two renames
 //! (`attention.self` -> `attention.self_attention`, `LayerNorm` -> `layer_norm`). The layer is
 //! hand-written post-LN, as in HF: dropout on the embeddings, on attention probabilities and on
-//! both residual branches (none after GELU). Attention uses matmul + an additive mask + softmax,
-//! not burn's fused `attention` op, whose boolean mask is inverted on LibTorch.
+//! both residual branches (none after GELU). Attention is matmul + an additive mask + softmax
+//! (not burn's `attention` op, whose boolean mask is inverted on LibTorch); the attention core
+//! and the LayerNorm blocks go through [`crate::kernels`], which runs them as libtorch's fused
+//! kernels (forward and backward) on LibTorch devices.
 //! Dropout acts only on autodiff devices (see burn's `Dropout`), so the same module trains on an
 //! autodiff device and runs deterministic inference on a plain one.
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, softmax};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::activation::gelu;
+use burn::tensor::{Device, FloatDType, Int, Tensor};
 
 use crate::config::BertConfig;
+use crate::kernels;
 use crate::pooling::{PoolingConfig, PoolingMode, cls_pool, l2_normalize, mean_pool};
 
 /// Additive attention bias for padding keys: large enough that `exp` underflows to 0 in f32.
 const MASKED_SCORE: f32 = -1e9;
+
+/// `linear` applied to every token of `x [B, L, in]` as one `[B·L, in] x [in, out]` product,
+/// in `compute` precision when given (bf16 operands, f32 result; the f32 weights stay the
+/// master copy and get f32 gradients).
+///
+/// Why not `linear.forward(x)`: for 3-D input burn keeps a batched matmul against the broadcast
+/// weight whenever `L` fills its row tiles (e.g. `L` = 128), and the weight gradient of a
+/// broadcast matmul is a `[B, in, out]` batched product summed afterwards: `B` times the memory
+/// and a fresh, page-faulted allocation per layer. Flattened, the gradient is one GEMM.
+fn token_linear(linear: &Linear, x: Tensor<3>, compute: Option<FloatDType>) -> Tensor<3> {
+    let [batch, len, d_in] = x.dims();
+    let x = x.reshape([batch * len, d_in]);
+    let y = match compute {
+        None => linear.forward(x),
+        Some(dtype) => burn::tensor::module::linear(
+            x.cast(dtype),
+            linear.weight.val().cast(dtype),
+            linear.bias.as_ref().map(|b| b.val().cast(dtype)),
+        )
+        .cast(FloatDType::F32),
+    };
+    let [_, d_out] = y.dims();
+    y.reshape([batch, len, d_out])
+}
 
 /// Word + position + token-type embeddings, LayerNorm, dropout.
 #[derive(Module, Debug)]
@@ -32,6 +59,8 @@ pub struct BertEmbeddings {
     pub layer_norm: LayerNorm,
     /// Output dropout.
     pub dropout: Dropout,
+    /// The LayerNorm's epsilon (burn's `LayerNorm` keeps its own private).
+    pub layer_norm_eps: f64,
     /// First position id (0 for BERT, `padding_idx + 1` for XLM-R).
     pub position_offset: usize,
 }
@@ -47,7 +76,7 @@ impl BertEmbeddings {
         let words = self.word_embeddings.forward(input_ids);
         // [1, L, H] position/type rows broadcast over the batch.
         let x = words + self.position_embeddings.forward(positions) + self.token_type_embeddings.forward(types);
-        self.dropout.forward(self.layer_norm.forward(x))
+        kernels::layer_norm_dropout(x, &self.layer_norm, self.layer_norm_eps, &self.dropout)
     }
 }
 
@@ -67,17 +96,23 @@ pub struct BertSelfAttention {
 }
 
 impl BertSelfAttention {
-    /// `x [B, L, H]`, `bias [B, 1, 1, L]` (0 or [`MASKED_SCORE`]) -> context `[B, L, H]`.
-    pub fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
+    /// `x [B, L, H]`, `bias [B, 1, 1, L]` (0 or [`MASKED_SCORE`]) -> context `[B, L, H]`;
+    /// products in `compute` precision when given (see [`BertEncoder::bf16_matmuls`]).
+    pub fn forward(&self, x: Tensor<3>, bias: Tensor<4>, compute: Option<FloatDType>) -> Tensor<3> {
         let [batch, len, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
         let split = |t: Tensor<3>| t.reshape([batch, len, self.num_heads, head_dim]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (head_dim as f64).sqrt()) + bias;
-        let probs = self.dropout.forward(softmax(scores, 3));
-        probs.matmul(v).swap_dims(1, 2).reshape([batch, len, hidden])
+        let q = split(token_linear(&self.query, x.clone(), compute));
+        let k = split(token_linear(&self.key, x.clone(), compute));
+        let v = split(token_linear(&self.value, x, compute));
+        let context = match compute {
+            None => kernels::attention(q, k, v, bias, &self.dropout),
+            Some(dtype) => {
+                kernels::attention(q.cast(dtype), k.cast(dtype), v.cast(dtype), bias.cast(dtype), &self.dropout)
+                    .cast(FloatDType::F32)
+            }
+        };
+        context.swap_dims(1, 2).reshape([batch, len, hidden])
     }
 }
 
@@ -90,6 +125,8 @@ pub struct BertSelfOutput {
     pub layer_norm: LayerNorm,
     /// Residual-branch dropout.
     pub dropout: Dropout,
+    /// The LayerNorm's epsilon.
+    pub layer_norm_eps: f64,
 }
 
 /// Self-attention block (`attention.self` + `attention.output` in HF).
@@ -117,6 +154,8 @@ pub struct BertOutput {
     pub layer_norm: LayerNorm,
     /// Residual-branch dropout.
     pub dropout: Dropout,
+    /// The LayerNorm's epsilon.
+    pub layer_norm_eps: f64,
 }
 
 /// One post-LN transformer layer.
@@ -131,14 +170,14 @@ pub struct BertLayer {
 }
 
 impl BertLayer {
-    /// `x [B, L, H]` -> `[B, L, H]`.
-    pub fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
-        let ctx = self.attention.self_attention.forward(x.clone(), bias);
+    /// `x [B, L, H]` -> `[B, L, H]`; products in `compute` precision when given.
+    pub fn forward(&self, x: Tensor<3>, bias: Tensor<4>, compute: Option<FloatDType>) -> Tensor<3> {
+        let ctx = self.attention.self_attention.forward(x.clone(), bias, compute);
         let out = &self.attention.output;
-        let x = out.layer_norm.forward(out.dropout.forward(out.dense.forward(ctx)) + x);
-        let h = gelu(self.intermediate.dense.forward(x.clone()));
+        let x = kernels::add_dropout_layer_norm(token_linear(&out.dense, ctx, compute), x, &out.dropout, &out.layer_norm, out.layer_norm_eps);
+        let h = gelu(token_linear(&self.intermediate.dense, x.clone(), compute));
         let o = &self.output;
-        o.layer_norm.forward(o.dropout.forward(o.dense.forward(h)) + x)
+        kernels::add_dropout_layer_norm(token_linear(&o.dense, h, compute), x, &o.dropout, &o.layer_norm, o.layer_norm_eps)
     }
 }
 
@@ -168,6 +207,11 @@ pub struct BertEncoder {
     pub encoder: BertStack,
     /// Optional BERT pooler (checkpoints without one, such as the Q4 e5, have none).
     pub pooler: Option<BertPooler>,
+    /// Mixed precision: the transformer layers' matrix products (the linear layers and the
+    /// attention core) run on bf16 copies of their operands, everything else (embeddings,
+    /// LayerNorm, residuals, pooling, the loss, the weights and their gradients) in f32: what
+    /// PyTorch's bf16 autocast does. Off by default; pays on GPUs and on CPUs with bf16 units.
+    pub bf16_matmuls: bool,
 }
 
 fn linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
@@ -198,6 +242,7 @@ impl BertEncoder {
                         dense: linear(h, h, device),
                         layer_norm: layer_norm(config, device),
                         dropout: hidden_dropout(),
+                        layer_norm_eps: config.layer_norm_eps,
                     },
                 },
                 intermediate: BertIntermediate { dense: linear(h, config.intermediate_size, device) },
@@ -205,6 +250,7 @@ impl BertEncoder {
                     dense: linear(config.intermediate_size, h, device),
                     layer_norm: layer_norm(config, device),
                     dropout: hidden_dropout(),
+                    layer_norm_eps: config.layer_norm_eps,
                 },
             })
             .collect();
@@ -215,11 +261,19 @@ impl BertEncoder {
                 token_type_embeddings: EmbeddingConfig::new(config.type_vocab_size, h).init(device),
                 layer_norm: layer_norm(config, device),
                 dropout: hidden_dropout(),
+                layer_norm_eps: config.layer_norm_eps,
                 position_offset: config.position_offset(),
             },
             encoder: BertStack { layer: layers },
             pooler: with_pooler.then(|| BertPooler { dense: linear(h, h, device) }),
+            bf16_matmuls: false,
         }
+    }
+
+    /// The precision of the layers' matrix products: `Some(bf16)` with [`Self::bf16_matmuls`],
+    /// else `None` (f32). Pass it to [`BertLayer::forward`] when running layers by hand.
+    pub fn compute_dtype(&self) -> Option<FloatDType> {
+        self.bf16_matmuls.then_some(FloatDType::BF16)
     }
 
     /// Hidden size (embedding dimension).
@@ -234,8 +288,9 @@ impl BertEncoder {
         // (1 - mask) * MASKED_SCORE, shaped [B, 1, 1, L] to broadcast over heads and queries.
         let bias = (attention_mask.float().neg().add_scalar(1.0) * MASKED_SCORE).reshape([batch, 1, 1, len]);
         let mut x = self.embeddings.forward(input_ids);
+        let compute = self.compute_dtype();
         for layer in &self.encoder.layer {
-            x = layer.forward(x, bias.clone());
+            x = layer.forward(x, bias.clone(), compute);
         }
         x
     }

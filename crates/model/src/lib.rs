@@ -26,6 +26,7 @@ pub mod dual;
 pub mod encoder;
 pub mod error;
 pub mod hf;
+pub mod kernels;
 pub mod pooling;
 pub mod prefix;
 pub mod safetensors_header;

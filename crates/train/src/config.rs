@@ -128,6 +128,11 @@ pub struct ModelSection {
     /// 250k×384 word-embedding matrix of e5 is 96M of its 118M parameters). Default false.
     #[serde(default)]
     pub freeze_embeddings: bool,
+    /// Mixed precision: the transformer layers' matrix products on bf16 copies of their
+    /// operands, the rest (weights, gradients, LayerNorm, loss) in f32, as PyTorch's bf16
+    /// autocast. For GPUs and CPUs with bf16 units; default false (all f32).
+    #[serde(default)]
+    pub bf16_matmuls: bool,
 }
 
 fn default_query_len() -> usize {

@@ -69,7 +69,7 @@ impl FrozenPrefixCache {
             let bias = attention_bias(&mask);
             let mut x = base.embeddings.forward(ids);
             for layer in &base.encoder.layer[..frozen_layers] {
-                x = layer.forward(x, bias.clone());
+                x = layer.forward(x, bias.clone(), base.compute_dtype());
             }
             done += rows.len();
             batches.push(CachedBatch { rows, states: x, mask });
@@ -93,7 +93,7 @@ impl FrozenPrefixCache {
             let bias = attention_bias(&b.mask);
             let mut x = b.states.clone();
             for layer in &model.encoder.layer[self.frozen_layers..] {
-                x = layer.forward(x, bias.clone());
+                x = layer.forward(x, bias.clone(), model.compute_dtype());
             }
             let emb = model.pool(x, b.mask.clone(), pooling);
             let values = tensor_to_vec(emb, std::path::Path::new("<embeddings>"))?;

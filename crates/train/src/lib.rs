@@ -21,6 +21,7 @@
 //! # Ok::<(), hybrid_ir_train::TrainError>(())
 //! ```
 
+pub mod adamw;
 pub mod checkpoint;
 pub mod config;
 pub mod encode;

@@ -3,18 +3,19 @@
 //! global-norm clipping, AdamW update.
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 use hybrid_ir_loss::CachedLoss;
 use hybrid_ir_model::BertEncoder;
 
+use crate::adamw::InPlaceAdamW;
 use crate::config::TrainConfig;
 use crate::encode::TokenizedBatch;
 use crate::error::Result;
 
 /// Optimizer state plus the settings that shape a step.
 pub struct StepRunner {
-    /// burn's AdamW over the encoder (its state is what checkpoints save).
+    /// AdamW over the encoder ([`InPlaceAdamW`]: burn's rule and state, which checkpoints save).
     pub optim: ModuleOptimizer,
     /// The loss, with its chunking.
     pub cached: CachedLoss,
@@ -40,12 +41,12 @@ impl StepRunner {
     /// AdamW and the loss as `config` says.
     pub fn new(config: &TrainConfig) -> Result<Self> {
         let o = &config.optim;
-        let optim = AdamWConfig::new()
-            .with_beta_1(o.beta1 as f32)
-            .with_beta_2(o.beta2 as f32)
-            .with_epsilon(o.eps as f32)
-            .with_weight_decay(o.weight_decay as f32)
-            .init();
+        let optim = ModuleOptimizer::from(InPlaceAdamW::new(
+            o.beta1 as f32,
+            o.beta2 as f32,
+            o.eps as f32,
+            o.weight_decay as f32,
+        ));
         Ok(Self {
             optim,
             cached: CachedLoss::new(config.loss.loss_config().build()?, config.loss.chunk_size)?,
@@ -107,7 +108,7 @@ fn grad_norm(model: &BertEncoder, grads: &GradientsParams) -> f64 {
     impl ModuleVisitor for Norm<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if let Some(g) = self.0.get::<D>(param.id) {
-                self.1.push((g.clone() * g).sum());
+                self.1.push(hybrid_ir_model::kernels::sum_of_squares(g));
             }
         }
     }

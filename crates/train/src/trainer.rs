@@ -115,9 +115,10 @@ pub fn load_corpora(data: &DataSection) -> Result<(Vec<Arc<ParallelCorpus>>, Vec
     Ok((train, held))
 }
 
-/// Freezes the embeddings and all but the top `trainable_layers` layers as `[model]` says.
-pub fn apply_freezing(model: BertEncoder, section: &ModelSection) -> BertEncoder {
-    let BertEncoder { embeddings, mut encoder, pooler } = model;
+/// Applies `[model]`'s training settings: freezes the embeddings and all but the top
+/// `trainable_layers` layers, and sets the matmul precision (`bf16_matmuls`).
+pub fn configure_model(model: BertEncoder, section: &ModelSection) -> BertEncoder {
+    let BertEncoder { embeddings, mut encoder, pooler, bf16_matmuls: _ } = model;
     let n = encoder.layer.len();
     let trainable = section.trainable_layers.unwrap_or(n).min(n);
     // `freeze()` (not just `no_grad()`): frozen parts also run without dropout, a deterministic
@@ -126,7 +127,7 @@ pub fn apply_freezing(model: BertEncoder, section: &ModelSection) -> BertEncoder
     let embeddings = if section.freeze_embeddings || trainable < n { embeddings.freeze() } else { embeddings };
     encoder.layer =
         std::mem::take(&mut encoder.layer).into_iter().enumerate().map(|(i, l)| if i < n - trainable { l.freeze() } else { l }).collect();
-    BertEncoder { embeddings, encoder, pooler }
+    BertEncoder { embeddings, encoder, pooler, bf16_matmuls: section.bf16_matmuls }
 }
 
 /// `(all parameters, parameters that train)`.
@@ -251,7 +252,7 @@ impl Trainer {
         let schedule = LrSchedule::new(&config.optim, config.schedule.steps);
         let (model, step, examples_seen, best_val, last_saved, lr) = match &resume_from {
             Some(ckpt) => {
-                let model = apply_freezing(load_module(&meta, &ckpt.model_path(), &train_device)?, &config.model);
+                let model = configure_model(load_module(&meta, &ckpt.model_path(), &train_device)?, &config.model);
                 runner.optim = runner.optim.load(ckpt.optimizer_path()).map_err(|e| {
                     TrainError::checkpoint(ckpt.optimizer_path(), format!("cannot load optimizer state: {e}"))
                 })?;
@@ -263,7 +264,7 @@ impl Trainer {
             None => {
                 let (encoder, report) = load_weights(&meta, &train_device)?;
                 tracing::info!(model = %meta.name, tensors = report.applied, "loaded base model");
-                (apply_freezing(encoder, &config.model), 0, 0, None, None, 0.0)
+                (configure_model(encoder, &config.model), 0, 0, None, None, 0.0)
             }
         };
         let (total, trainable) = count_parameters(&model);

@@ -9,7 +9,7 @@ use hybrid_ir_model::{LoadOptions, SentenceEncoder};
 pub fn models_dir() -> PathBuf {
     std::env::var_os("HYBRID_IR_MODELS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"))
+        .unwrap_or_else(|| PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())).join("../../models"))
 }
 
 /// A fetched model directory; panics with the setup command when it is missing.

@@ -1,0 +1,165 @@
+//! The encoder layer's memory-bound blocks, each behind one function: residual + LayerNorm,
+//! LayerNorm + dropout, and the attention core (scores, mask, softmax, dropout, weighted sum).
+//!
+//! Why this module exists: burn 0.22's autodiff has no backward of its own for `layer_norm` or
+//! `softmax`, so on every backend they run as a chain of element-wise ops (9 forward kernels for
+//! a LayerNorm, ~20 backward), each one a full pass over a `[B, L, H]` or `[B, heads, L, L]`
+//! tensor. On a LibTorch device these functions instead run libtorch's own fused kernels forward
+//! *and* backward: the block is one node in burn's autodiff graph, and its backward replays a
+//! small libtorch autograd graph recorded in the forward (see `libtorch.rs`). The arithmetic is
+//! the same (HF BERT's layer; attention is `scaled_dot_product_attention`, what PyTorch's
+//! `BertSdpaSelfAttention` calls), so results agree with burn's path to float rounding
+//! (`tests/kernels.rs`). On Flex and every other backend they are burn's ops.
+//!
+//! [`set_libtorch_kernels`] switches the LibTorch path off (process-wide) to compare against
+//! burn's decomposed ops.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::nn::{Dropout, LayerNorm};
+use burn::tensor::Tensor;
+use burn::tensor::activation::softmax;
+
+#[cfg(feature = "tch")]
+mod libtorch;
+
+static LIBTORCH_KERNELS: AtomicBool = AtomicBool::new(true);
+
+/// Use libtorch's fused kernels on LibTorch devices (the default) or burn's decomposed ops.
+/// Process-wide; meant for benchmarks and tests that compare the two.
+pub fn set_libtorch_kernels(enabled: bool) {
+    LIBTORCH_KERNELS.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether LibTorch devices use the fused kernels (see [`set_libtorch_kernels`]).
+pub fn libtorch_kernels() -> bool {
+    LIBTORCH_KERNELS.load(Ordering::Relaxed)
+}
+
+/// The drop probability `dropout` applies to `x`: its own, when it is in training mode and `x`
+/// lives on an autodiff device (burn `Dropout`'s rule), else 0.
+#[cfg(feature = "tch")]
+fn active_drop_prob<const D: usize>(dropout: &Dropout, x: &Tensor<D>) -> f64 {
+    if dropout.training.is_enabled() && dropout.prob > 0.0 && x.device().is_autodiff() { dropout.prob } else { 0.0 }
+}
+
+/// `layer_norm(dropout(branch) + residual)`: HF BERT's `SelfOutput` / `Output` after the dense.
+/// `eps` must be the one `norm` was built with (burn keeps it private).
+pub fn add_dropout_layer_norm(
+    branch: Tensor<3>,
+    residual: Tensor<3>,
+    dropout: &Dropout,
+    norm: &LayerNorm,
+    eps: f64,
+) -> Tensor<3> {
+    #[cfg(not(feature = "tch"))]
+    let _ = eps; // only the LibTorch path needs it
+    #[cfg(feature = "tch")]
+    if libtorch_kernels() {
+        let p = active_drop_prob(dropout, &branch);
+        if let Some(out) = libtorch::add_dropout_layer_norm(&branch, &residual, p, norm, eps) {
+            return out;
+        }
+    }
+    norm.forward(dropout.forward(branch) + residual)
+}
+
+/// `dropout(layer_norm(x))`: HF BERT's embedding output (`eps` as in
+/// [`add_dropout_layer_norm`]).
+pub fn layer_norm_dropout(x: Tensor<3>, norm: &LayerNorm, eps: f64, dropout: &Dropout) -> Tensor<3> {
+    #[cfg(not(feature = "tch"))]
+    let _ = eps; // only the LibTorch path needs it
+    #[cfg(feature = "tch")]
+    if libtorch_kernels() {
+        let p = active_drop_prob(dropout, &x);
+        if let Some(out) = libtorch::layer_norm_dropout(&x, norm, eps, p) {
+            return out;
+        }
+    }
+    dropout.forward(norm.forward(x))
+}
+
+/// `dropout(softmax(q kᵀ / √d + bias)) v` for `q, k, v [B, heads, L, d]` and an additive
+/// `bias` broadcastable to `[B, heads, L, L]` (0 for keys to attend, a large negative number
+/// for padding).
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>, dropout: &Dropout) -> Tensor<4> {
+    #[cfg(feature = "tch")]
+    if libtorch_kernels() {
+        let p = active_drop_prob(dropout, &q);
+        if let Some(out) = libtorch::attention(&q, &k, &v, &bias, p) {
+            return out;
+        }
+    }
+    let [.., head_dim] = q.dims();
+    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (head_dim as f64).sqrt()) + bias;
+    dropout.forward(softmax(scores, 3)).matmul(v)
+}
+
+/// `sum(t²)` as a `[1]` tensor, e.g. for a global gradient norm. On LibTorch one dot product
+/// (a squared copy of e5's embedding gradient would be a fresh 384 MB allocation).
+pub fn sum_of_squares<const D: usize>(tensor: Tensor<D>) -> Tensor<1> {
+    #[cfg(feature = "tch")]
+    if libtorch_kernels()
+        && let Some(out) = libtorch::sum_of_squares(&tensor)
+    {
+        return out;
+    }
+    (tensor.clone() * tensor).sum()
+}
+
+/// The scalars of one AdamW update (burn's AdamW: decoupled weight decay `p *= 1 - lr * wd`,
+/// then `p -= lr * m̂ / (sqrt(v̂) + eps)` with bias-corrected moments; `time` counts from 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWUpdate {
+    /// Learning rate of this step.
+    pub lr: f64,
+    /// First-moment decay.
+    pub beta_1: f32,
+    /// Second-moment decay.
+    pub beta_2: f32,
+    /// Added to `sqrt(v̂)`.
+    pub epsilon: f32,
+    /// Decoupled weight decay.
+    pub weight_decay: f32,
+    /// Step number of this parameter, from 1.
+    pub time: usize,
+}
+
+/// Whether [`adamw_in_place`] can update these tensors: all on a plain LibTorch device and the
+/// fused kernels switched on. Always false without the `tch` feature.
+pub fn adamw_in_place_applies<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
+    #[cfg(feature = "tch")]
+    {
+        libtorch_kernels() && tensors.iter().all(|t| libtorch::is_plain(t))
+    }
+    #[cfg(not(feature = "tch"))]
+    {
+        let _ = tensors;
+        false
+    }
+}
+
+/// One AdamW update of `param` with `grad` and the moments `(m, v)` (`None` on the first step),
+/// in place where the storage is not shared, the way PyTorch's single-tensor AdamW runs: one
+/// temporary the size of the parameter instead of burn's ~6 (each a fresh, page-faulted
+/// allocation; for e5's 96M-value embedding matrix that was most of the optimizer's time).
+/// Returns the new parameter and moments.
+///
+/// # Panics
+/// Unless [`adamw_in_place_applies`] holds for all of the tensors.
+pub fn adamw_in_place<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    moments: Option<(Tensor<D>, Tensor<D>)>,
+    update: &AdamWUpdate,
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    #[cfg(feature = "tch")]
+    {
+        libtorch::adamw(param, grad, moments, update)
+    }
+    #[cfg(not(feature = "tch"))]
+    {
+        let _ = (param, grad, moments, update);
+        panic!("adamw_in_place needs the `tch` feature (check adamw_in_place_applies first)")
+    }
+}

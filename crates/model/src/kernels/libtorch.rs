@@ -1,0 +1,317 @@
+//! The LibTorch path of [`super`]: one burn autodiff node per block, backed by libtorch kernels.
+//!
+//! Forward: the block's inputs are unwrapped to libtorch tensors; on an autodiff device with
+//! tracked inputs, detached copies (same storage) become libtorch autograd leaves and the block
+//! runs with libtorch's grad mode on, so libtorch records its own small graph with its fused
+//! backward kernels (`native_layer_norm_backward`, the SDPA backward, dropout's mask product).
+//! The output goes back to burn detached, as a node whose state is that graph.
+//! Backward: burn hands the node its output gradient `g`; libtorch differentiates
+//! `sum(output * g)` with respect to the leaves, which is exactly `g` pulled back through the
+//! block, and the leaf gradients are registered for the block's burn parents.
+//!
+//! The state also holds burn handles to the tensors libtorch saves for its backward (attention's
+//! q, k, v and output, LayerNorm's parameters): while it lives, burn sees their storage as shared
+//! and never updates them in place (libtorch's version counter would reject that anyway).
+//! Activations libtorch does not keep (a LayerNorm block's inputs) are not held, so they are
+//! freed as early as on burn's own path.
+//! Random numbers (dropout) come from libtorch's default generator, which burn's
+//! `Device::seed` seeds on LibTorch devices, so seeded runs repeat exactly.
+
+// burn-tch is deprecated upstream but is this project's LibTorch path (docs/architecture.md).
+#![allow(deprecated)]
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::libtorch::TchTensor;
+use burn::backend::{Autodiff, LibTorch};
+use burn::nn::LayerNorm;
+use burn::tensor::Tensor;
+
+
+/// A float primitive on `Autodiff<LibTorch>` (burn's autodiff wrapper of a [`TchTensor`]).
+type AdTensor = burn::backend::tensor::FloatTensor<Autodiff<LibTorch>>;
+
+/// The block's inputs, unwrapped: all on an autodiff LibTorch device, or all on a plain one.
+enum Inputs<const N: usize> {
+    Autodiff([AdTensor; N]),
+    Plain([TchTensor; N]),
+}
+
+/// One input of a block, unwrapped (a cheap handle clone; `None` off LibTorch).
+enum Input {
+    Autodiff(AdTensor),
+    Plain(TchTensor),
+}
+
+fn unwrap<const D: usize>(tensor: &Tensor<D>) -> Option<Input> {
+    match tensor.clone().try_into_primitive::<Autodiff<LibTorch>>() {
+        Ok(t) => return Some(Input::Autodiff(t)),
+        Err(_) => {}
+    }
+    tensor.clone().try_into_primitive::<LibTorch>().ok().map(Input::Plain)
+}
+
+impl<const N: usize> Inputs<N> {
+    /// `None` unless every input is a LibTorch tensor of the same kind (autodiff or plain).
+    fn collect(inputs: [Option<Input>; N]) -> Option<Self> {
+        let inputs: [Input; N] = inputs.into_iter().collect::<Option<Vec<_>>>()?.try_into().ok()?;
+        if inputs.iter().all(|i| matches!(i, Input::Autodiff(_))) {
+            Some(Self::Autodiff(inputs.map(|i| match i {
+                Input::Autodiff(t) => t,
+                Input::Plain(_) => unreachable!("checked above"),
+            })))
+        } else if inputs.iter().all(|i| matches!(i, Input::Plain(_))) {
+            Some(Self::Plain(inputs.map(|i| match i {
+                Input::Plain(t) => t,
+                Input::Autodiff(_) => unreachable!("checked above"),
+            })))
+        } else {
+            None
+        }
+    }
+}
+
+/// The burn autodiff op of a libtorch-recorded block (its state carries the recording).
+#[derive(Debug)]
+struct LibTorchBlock;
+
+/// What a block's backward needs: libtorch's recorded graph and the burn handles it reads.
+struct Recording {
+    /// The block output, still attached to libtorch's graph.
+    output: tch::Tensor,
+    /// Per input: the libtorch leaf when the input needs a gradient.
+    leaves: Vec<Option<tch::Tensor>>,
+    /// Burn handles of the inputs (and output) libtorch saved, held so burn treats their
+    /// storage as shared and leaves it alone (no in-place updates while libtorch may read it).
+    _held: Vec<TchTensor>,
+}
+
+impl Clone for Recording {
+    fn clone(&self) -> Self {
+        Self {
+            output: self.output.shallow_clone(),
+            leaves: self.leaves.iter().map(|l| l.as_ref().map(tch::Tensor::shallow_clone)).collect(),
+            _held: self._held.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Recording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recording").field("output", &self.output.size()).field("leaves", &self.leaves.len()).finish()
+    }
+}
+
+impl<const N: usize> Backward<LibTorch, N> for LibTorchBlock {
+    type State = Recording;
+
+    fn backward(self, ops: Ops<Recording, N>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let grad = grads.consume::<LibTorch>(&ops.node);
+        let Recording { output, leaves, .. } = ops.state;
+        // Leaves whose burn parent wants a gradient; the others are left out of the request.
+        let wanted: Vec<(usize, tch::Tensor)> = leaves
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, leaf)| Some((i, leaf?)))
+            .filter(|(i, _)| ops.parents[*i].is_some())
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let inputs: Vec<&tch::Tensor> = wanted.iter().map(|(_, leaf)| leaf).collect();
+        // libtorch's `run_backward` takes no output gradient: differentiate <output, g> instead.
+        let gradients = tch::with_grad(|| {
+            let root = (&output * &grad.tensor).sum(output.kind());
+            tch::Tensor::run_backward(&[root], &inputs, false, false)
+        });
+        for ((i, _), gradient) in wanted.iter().zip(gradients) {
+            if let Some(parent) = &ops.parents[*i] {
+                grads.register::<LibTorch>(parent.id, TchTensor::new(gradient));
+            }
+        }
+    }
+}
+
+/// Which burn handles a recording keeps (see [`Recording::_held`]).
+struct Saved<const N: usize> {
+    inputs: [bool; N],
+    output: bool,
+}
+
+/// Runs `block` on the inputs: recorded for backward on an autodiff device (when any input is
+/// tracked), plain libtorch calls otherwise.
+fn run<const N: usize, const D: usize>(
+    inputs: [Option<Input>; N],
+    saved: Saved<N>,
+    block: impl Fn(&[tch::Tensor; N]) -> tch::Tensor,
+) -> Option<Tensor<D>> {
+    match Inputs::collect(inputs)? {
+        Inputs::Plain(inputs) => {
+            let tensors = inputs.each_ref().map(|t| t.tensor.shallow_clone());
+            let out = tch::no_grad(|| block(&tensors));
+            Some(Tensor::from_primitive::<LibTorch>(TchTensor::new(out)))
+        }
+        Inputs::Autodiff(inputs) => {
+            let tracked = inputs.each_ref().map(|t| t.is_tracked());
+            let prep = LibTorchBlock.prepare::<NoCheckpointing>(inputs.each_ref().map(|t| t.node()));
+            let primitives = inputs.map(|t| t.into_primitive());
+            let out = match prep.compute_bound().stateful() {
+                OpsKind::Tracked(prep) => {
+                    let leaves: [tch::Tensor; N] =
+                        std::array::from_fn(|i| primitives[i].tensor.detach().set_requires_grad(tracked[i]));
+                    let output = tch::with_grad(|| block(&leaves));
+                    let public = TchTensor::new(output.detach());
+                    let recording = Recording {
+                        output,
+                        leaves: leaves.into_iter().zip(tracked).map(|(leaf, t)| t.then_some(leaf)).collect(),
+                        _held: primitives
+                            .into_iter()
+                            .zip(saved.inputs)
+                            .filter_map(|(t, keep)| keep.then_some(t))
+                            .chain(saved.output.then(|| public.clone()))
+                            .collect(),
+                    };
+                    prep.finish(recording, public)
+                }
+                OpsKind::UnTracked(prep) => {
+                    let tensors = primitives.each_ref().map(|t| t.tensor.shallow_clone());
+                    prep.finish(TchTensor::new(tch::no_grad(|| block(&tensors))))
+                }
+            };
+            Some(Tensor::from_primitive::<Autodiff<LibTorch>>(out))
+        }
+    }
+}
+
+/// The LayerNorm's gamma and beta as block inputs (beta may be absent).
+fn norm_params(norm: &LayerNorm) -> (Option<Input>, Option<Option<Input>>) {
+    let gamma = unwrap(&norm.gamma.val());
+    let beta = norm.beta.as_ref().map(|b| unwrap(&b.val()));
+    (gamma, beta)
+}
+
+// LayerNorm blocks: libtorch saves the parameters (and its own normalised input), not the
+// block's inputs or output.
+const LN_BLOCK_4: Saved<4> = Saved { inputs: [false, false, true, true], output: false };
+const LN_BLOCK_3: Saved<3> = Saved { inputs: [false, false, true], output: false };
+const LN_3: Saved<3> = Saved { inputs: [false, true, true], output: false };
+const LN_2: Saved<2> = Saved { inputs: [false, true], output: false };
+
+fn layer_norm(x: &tch::Tensor, gamma: &tch::Tensor, beta: Option<&tch::Tensor>, eps: f64) -> tch::Tensor {
+    let hidden = x.size().last().copied().unwrap_or(0);
+    x.layer_norm([hidden], Some(gamma), beta, eps, true)
+}
+
+fn dropout(x: tch::Tensor, p: f64) -> tch::Tensor {
+    if p > 0.0 { x.dropout(p, true) } else { x }
+}
+
+pub(super) fn add_dropout_layer_norm(
+    branch: &Tensor<3>,
+    residual: &Tensor<3>,
+    p: f64,
+    norm: &LayerNorm,
+    eps: f64,
+) -> Option<Tensor<3>> {
+    match norm_params(norm) {
+        (gamma, Some(beta)) => run([unwrap(branch), unwrap(residual), gamma, beta], LN_BLOCK_4, |[b, r, g, be]| {
+            layer_norm(&(dropout(b.shallow_clone(), p) + r), g, Some(be), eps)
+        }),
+        (gamma, None) => run([unwrap(branch), unwrap(residual), gamma], LN_BLOCK_3, |[b, r, g]| {
+            layer_norm(&(dropout(b.shallow_clone(), p) + r), g, None, eps)
+        }),
+    }
+}
+
+pub(super) fn layer_norm_dropout(x: &Tensor<3>, norm: &LayerNorm, eps: f64, p: f64) -> Option<Tensor<3>> {
+    match norm_params(norm) {
+        (gamma, Some(beta)) => {
+            run([unwrap(x), gamma, beta], LN_3, |[x, g, be]| dropout(layer_norm(x, g, Some(be), eps), p))
+        }
+        (gamma, None) => run([unwrap(x), gamma], LN_2, |[x, g]| dropout(layer_norm(x, g, None, eps), p)),
+    }
+}
+
+pub(super) fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, bias: &Tensor<4>, p: f64) -> Option<Tensor<4>> {
+    // SDPA keeps q, k, v (and, in its flash variants, its output) for the backward.
+    let saved = Saved { inputs: [true; 4], output: true };
+    run([unwrap(q), unwrap(k), unwrap(v), unwrap(bias)], saved, |[q, k, v, bias]| {
+        tch::Tensor::scaled_dot_product_attention(q, k, v, Some(bias), p, false, None, false)
+    })
+}
+
+/// `sum(t^2)` as one dot product (no squared copy), on a plain or autodiff LibTorch tensor
+/// read without tracking; `None` elsewhere.
+pub(super) fn sum_of_squares<const D: usize>(tensor: &Tensor<D>) -> Option<Tensor<1>> {
+    let t = match unwrap(tensor)? {
+        Input::Plain(t) => t,
+        Input::Autodiff(_) => return None,
+    };
+    let flat = t.tensor.view([-1]);
+    let out = tch::no_grad(|| flat.dot(&flat).reshape([1]));
+    Some(Tensor::from_primitive::<LibTorch>(TchTensor::new(out)))
+}
+
+/// True when `tensor` is a plain (non-autodiff) LibTorch tensor.
+pub(super) fn is_plain<const D: usize>(tensor: &Tensor<D>) -> bool {
+    matches!(unwrap(tensor), Some(Input::Plain(_)))
+}
+
+/// A plain LibTorch primitive this update may overwrite: the tensor itself when no one else
+/// holds its storage, else a copy.
+fn owned<const D: usize>(tensor: Tensor<D>) -> TchTensor {
+    let t = tensor.try_into_primitive::<LibTorch>().expect("callers check `is_plain` first");
+    if t.can_mut() { t } else { TchTensor::new(t.tensor.copy()) }
+}
+
+/// Values per slice of the AdamW update (4 MiB of f32 temporaries).
+const ADAMW_SLICE: i64 = 1 << 20;
+
+pub(super) fn adamw<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    moments: Option<(Tensor<D>, Tensor<D>)>,
+    update: &super::AdamWUpdate,
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    let (mut p, mut g) = (owned(param), owned(grad));
+    let (mut m, mut v) = match moments {
+        Some((m, v)) => (owned(m), owned(v)),
+        None => (TchTensor::new(g.tensor.zeros_like()), TchTensor::new(g.tensor.zeros_like())),
+    };
+    let super::AdamWUpdate { lr, beta_1, beta_2, epsilon, weight_decay, time } = *update;
+    // Bias corrections in f32, as burn's AdamW computes them.
+    let correction_1 = f64::from(1.0 - beta_1.powi(time as i32));
+    let correction_2 = f64::from(1.0 - beta_2.powi(time as i32));
+    tch::no_grad(|| {
+        // m <- b1 m + (1 - b1) g and v <- b2 v + (1 - b2) g^2, as lerps: no temporaries.
+        let _ = m.tensor.lerp_(&g.tensor, 1.0 - f64::from(beta_1));
+        let _ = g.tensor.square_();
+        let _ = v.tensor.lerp_(&g.tensor, 1.0 - f64::from(beta_2));
+        let decay = lr * f64::from(weight_decay);
+        if decay != 0.0 {
+            let _ = p.tensor.g_mul_scalar_(1.0 - decay);
+        }
+        if lr != 0.0 {
+            // p -= lr * (m / c1) / (sqrt(v / c2) + eps), with one temporary `denom` pre-scaled
+            // so that a single addcdiv_ (value 1) applies it. Flat slices of ADAMW_SLICE values
+            // keep that temporary small and reused by the allocator: a parameter-sized one would
+            // be a fresh, page-faulted allocation every step.
+            let (flat_p, flat_m, flat_v) = (p.tensor.view([-1]), m.tensor.view([-1]), v.tensor.view([-1]));
+            let numel = flat_p.size()[0];
+            let mut start = 0;
+            while start < numel {
+                let len = ADAMW_SLICE.min(numel - start);
+                let mut denom = flat_v.narrow(0, start, len).sqrt();
+                let _ = denom.g_div_scalar_(correction_2.sqrt());
+                let _ = denom.g_add_scalar_(f64::from(epsilon));
+                let _ = denom.g_mul_scalar_(-correction_1 / lr);
+                let _ = flat_p.narrow(0, start, len).addcdiv_(&flat_m.narrow(0, start, len), &denom);
+                start += len;
+            }
+        }
+    });
+    let wrap = |t: TchTensor| Tensor::<D>::from_primitive::<LibTorch>(t);
+    (wrap(p), wrap(m), wrap(v))
+}
