@@ -12,7 +12,6 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, FloatDType, Int, Tensor};
 
 use crate::config::BertConfig;
@@ -175,7 +174,7 @@ impl BertLayer {
         let ctx = self.attention.self_attention.forward(x.clone(), bias, compute);
         let out = &self.attention.output;
         let x = kernels::add_dropout_layer_norm(token_linear(&out.dense, ctx, compute), x, &out.dropout, &out.layer_norm, out.layer_norm_eps);
-        let h = gelu(token_linear(&self.intermediate.dense, x.clone(), compute));
+        let h = kernels::gelu(token_linear(&self.intermediate.dense, x.clone(), compute));
         let o = &self.output;
         kernels::add_dropout_layer_norm(token_linear(&o.dense, h, compute), x, &o.dropout, &o.layer_norm, o.layer_norm_eps)
     }

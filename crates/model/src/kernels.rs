@@ -12,7 +12,7 @@
 //! (`tests/kernels.rs`). On Flex and every other backend they are burn's ops.
 //!
 //! [`set_libtorch_kernels`] switches the LibTorch path off (process-wide) to compare against
-//! burn's decomposed ops.
+//! burn's decomposed ops. [`gelu`] has a Flex path (parallel, bit-identical to burn-flex's).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,6 +20,7 @@ use burn::nn::{Dropout, LayerNorm};
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 
+mod flex;
 #[cfg(feature = "tch")]
 mod libtorch;
 
@@ -77,6 +78,15 @@ pub fn layer_norm_dropout(x: Tensor<3>, norm: &LayerNorm, eps: f64, dropout: &Dr
         }
     }
     dropout.forward(norm.forward(x))
+}
+
+/// Exact (erf) GELU. On Flex evaluated in parallel slices with its own backward (burn-flex runs
+/// it on one thread); on LibTorch burn's op is already libtorch's fused `gelu` and `gelu_backward`.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if let Some(out) = flex::gelu(&x) {
+        return out;
+    }
+    burn::tensor::activation::gelu(x)
 }
 
 /// `dropout(softmax(q kᵀ / √d + bias)) v` for `q, k, v [B, heads, L, d]` and an additive

@@ -144,3 +144,23 @@ test_device!(fn bf16_matmuls_stay_close_to_f32_and_train(device) {
     assert_eq!(g.dtype(), burn::tensor::DType::F32);
     assert!(g.abs().sum().into_scalar::<f32>() > 0.0);
 });
+
+test_device!(fn gelu_kernel_equals_burns_gelu_with_gradients(device) {
+    let ad = device.clone().autodiff();
+    ad.seed(5);
+    let x = Tensor::<3>::random([3, 70, 33], Distribution::Normal(0.0, 3.0), &ad).require_grad();
+    let weights = Tensor::<3>::random([3, 70, 33], Distribution::Normal(0.0, 1.0), &ad);
+    let run = |y: Tensor<3>| {
+        let values = y.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let grads = (y * weights.clone()).sum().backward();
+        let g = x.grad(&grads).unwrap().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        (values, g)
+    };
+    let ours = run(hybrid_ir_model::kernels::gelu(x.clone()));
+    let burns = run(burn::tensor::activation::gelu(x.clone()));
+    assert!(common::max_abs_diff(&ours.0, &burns.0) <= 1e-6, "values differ");
+    assert!(common::max_abs_diff(&ours.1, &burns.1) <= 1e-6, "gradients differ");
+    // Plain (inference) devices take the same path.
+    let plain = hybrid_ir_model::kernels::gelu(x.clone().inner()).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    assert!(common::max_abs_diff(&plain, &burns.0) <= 1e-6);
+});
