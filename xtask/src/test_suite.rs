@@ -3,10 +3,11 @@
 //! 1. fetch the real models the tests use (`fetch-models`, idempotent);
 //! 2. `cargo test --workspace` on the default flex (pure-Rust CPU) backend;
 //! 3. unpack libtorch 2.9.0 from PyPI (`libtorch`, idempotent) and run the tests of the crates
-//!    whose tests are written per device (`test_device!`: model, loss) again with `tch` on, so
-//!    the same device tests also run on tch-cpu. The other crates' tests do not depend on the
-//!    backend (data, metrics) or reach it only through the model crate (train, cli), so a second
-//!    pass would repeat them on flex.
+//!    whose tests are written per device (`test_device!` or a loop over the compiled-in devices:
+//!    model, loss, train — train's in-place AdamW and exact resume have a LibTorch path of their
+//!    own) again with `tch` on, so the same device tests also run on tch-cpu. The other crates'
+//!    tests do not depend on the backend (data, metrics) or reach it only through the model and
+//!    train crates (cli), so a second pass would repeat them on flex.
 //!    This pass uses its own target dir (`<cache>/target-tch`): toggling burn's `tch` feature in
 //!    one target dir would rebuild burn on every switch.
 //!
@@ -18,7 +19,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 /// Crates whose tests run once per compiled-in device (see the module docs).
-const DEVICE_TESTED: [&str; 2] = ["hybrid-ir-loss", "hybrid-ir-model"];
+const DEVICE_TESTED: [&str; 3] = ["hybrid-ir-loss", "hybrid-ir-model", "hybrid-ir-train"];
 
 /// Arguments of `cargo xtask test`.
 #[derive(clap::Args)]

@@ -1,4 +1,5 @@
-//! N steps straight and N/2 + resume + N/2 give bit-identical weights on CPU.
+//! N steps straight and N/2 + resume + N/2 give bit-identical weights, on every compiled-in CPU
+//! device (with `tch`: LibTorch's fused kernels, its dropout generator and the in-place AdamW).
 //!
 //! One test in this binary on purpose: burn's RNG is process-global, so another test training
 //! in parallel would shift the dropout masks.
@@ -19,10 +20,18 @@ fn weights(run: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn half_resume_half_equals_straight_bit_for_bit() {
+    for spec in hybrid_ir_model::DeviceSpec::compiled_cpu_devices() {
+        eprintln!("[half_resume_half_equals_straight_bit_for_bit] on {spec}");
+        half_resume_half_on(&spec.to_string());
+    }
+}
+
+fn half_resume_half_on(device: &str) {
     let dir = tempfile::tempdir().unwrap();
     let n = 4;
     let straight = dir.path().join("straight");
     let mut config_a = common::small_config(&straight, n);
+    config_a.model.device = device.to_string();
     config_a.schedule.val_every = 2;
     config_a.optim.grad_accum = 2; // exercises accumulation and the per-micro-batch seeds too
     let a = train(&config_a, &RunOptions::default()).unwrap();
