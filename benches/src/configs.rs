@@ -52,7 +52,7 @@ pub struct AllArgs {
 pub fn run_all(args: &AllArgs) -> Result<()> {
     let exe = std::env::current_exe().context("locating the speed binary")?;
     let python = args.python.clone().unwrap_or_else(crate::default_python);
-    let script = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())).join("pytorch_bench.py");
+    let script = hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("pytorch_bench.py");
     let model = args.model.display().to_string();
     let work = args.work.display().to_string();
     let batches = args.work.join("batches.json").display().to_string();

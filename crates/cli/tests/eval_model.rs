@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 fn workspace() -> PathBuf {
-    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())).join("../..")
+    hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn hybrid_ir(args: &[&str]) -> std::process::Output {

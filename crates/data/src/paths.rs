@@ -43,3 +43,15 @@ pub fn locate_data_root(fallbacks: &[PathBuf]) -> Result<PathBuf, String> {
         tried.join(", ")
     ))
 }
+
+/// The directory of the package being built, run or tested: `$CARGO_MANIFEST_DIR` of the running
+/// process (cargo sets it for `cargo run|test|bench`), else `compiled` (pass
+/// `env!("CARGO_MANIFEST_DIR")`). For tests, benches and tools that find fixtures or scripts
+/// beside their sources.
+///
+/// Why not `env!` alone: a target dir shared by two checkouts at different paths (a CI cache
+/// under `~/.cache`) reuses binaries across them, and a compiled-in path would point into the
+/// other checkout.
+pub fn package_dir(compiled: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(compiled), PathBuf::from)
+}

@@ -23,7 +23,7 @@ const DIM: usize = 384;
 
 fn data_root() -> PathBuf {
     let root = hybrid_ir_data::resolve_data_dir(None);
-    if root.join("xquad-r").is_dir() { root } else { Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())).join("../../../shared/data") }
+    if root.join("xquad-r").is_dir() { root } else { hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data") }
 }
 
 /// Deterministic pseudo-random embeddings in [-1, 1).
@@ -106,7 +106,7 @@ fn compare_with_numpy(bench: &RetrievalBenchmark, emb: &BenchmarkEmbeddings, rep
         .collect();
     write_npy(&d.join("relevant.npy"), "<i4", &[bench.queries.len(), width], &rel, |x: i32| x.to_le_bytes().to_vec());
 
-    let script = Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())).join("benches/numpy_reference.py");
+    let script = hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("benches/numpy_reference.py");
     let py = python();
     let out = Command::new(&py)
         .arg(&script)

@@ -2,7 +2,6 @@
 //! The fixture is written by `tests/fixtures/make_reference.py` (see its docstring).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
 use hybrid_ir_metrics::engine::{relevant_rank_counts, EngineOptions};
 use hybrid_ir_metrics::trec::query_ranks;
@@ -18,7 +17,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let path = Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())).join("tests/fixtures/reference.json");
+    let path = hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference.json");
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 

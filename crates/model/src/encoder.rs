@@ -22,14 +22,20 @@ use crate::pooling::{PoolingConfig, PoolingMode, cls_pool, l2_normalize, mean_po
 const MASKED_SCORE: f32 = -1e9;
 
 /// `linear` applied to every token of `x [B, L, in]` as one `[B·L, in] x [in, out]` product,
-/// in `compute` precision when given (bf16 operands, f32 result; the f32 weights stay the
-/// master copy and get f32 gradients).
+/// with an f32 result; in `compute` precision when given (bf16 operands, the f32 weights stay
+/// the master copy and get f32 gradients).
 ///
 /// Why not `linear.forward(x)`: for 3-D input burn keeps a batched matmul against the broadcast
 /// weight whenever `L` fills its row tiles (e.g. `L` = 128), and the weight gradient of a
 /// broadcast matmul is a `[B, in, out]` batched product summed afterwards: `B` times the memory
 /// and a fresh, page-faulted allocation per layer. Flattened, the gradient is one GEMM.
 fn token_linear(linear: &Linear, x: Tensor<3>, compute: Option<FloatDType>) -> Tensor<3> {
+    to_f32(token_product(linear, x, compute), compute)
+}
+
+/// [`token_linear`] with the result left in `compute` precision (for operands of a further
+/// product, which would otherwise be cast to f32 and straight back).
+fn token_product(linear: &Linear, x: Tensor<3>, compute: Option<FloatDType>) -> Tensor<3> {
     let [batch, len, d_in] = x.dims();
     let x = x.reshape([batch * len, d_in]);
     let y = match compute {
@@ -38,11 +44,15 @@ fn token_linear(linear: &Linear, x: Tensor<3>, compute: Option<FloatDType>) -> T
             x.cast(dtype),
             linear.weight.val().cast(dtype),
             linear.bias.as_ref().map(|b| b.val().cast(dtype)),
-        )
-        .cast(FloatDType::F32),
+        ),
     };
     let [_, d_out] = y.dims();
     y.reshape([batch, len, d_out])
+}
+
+/// A `compute`-precision result back in f32 (unchanged when `compute` is `None`).
+fn to_f32<const D: usize>(t: Tensor<D>, compute: Option<FloatDType>) -> Tensor<D> {
+    if compute.is_some() { t.cast(FloatDType::F32) } else { t }
 }
 
 /// Word + position + token-type embeddings, LayerNorm, dropout.
@@ -101,16 +111,15 @@ impl BertSelfAttention {
         let [batch, len, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
         let split = |t: Tensor<3>| t.reshape([batch, len, self.num_heads, head_dim]).swap_dims(1, 2);
-        let q = split(token_linear(&self.query, x.clone(), compute));
-        let k = split(token_linear(&self.key, x.clone(), compute));
-        let v = split(token_linear(&self.value, x, compute));
-        let context = match compute {
-            None => kernels::attention(q, k, v, bias, &self.dropout),
-            Some(dtype) => {
-                kernels::attention(q.cast(dtype), k.cast(dtype), v.cast(dtype), bias.cast(dtype), &self.dropout)
-                    .cast(FloatDType::F32)
-            }
+        // q, k, v stay in `compute` precision: they are operands of the attention products.
+        let q = split(token_product(&self.query, x.clone(), compute));
+        let k = split(token_product(&self.key, x.clone(), compute));
+        let v = split(token_product(&self.value, x, compute));
+        let bias = match compute {
+            Some(dtype) => bias.cast(dtype),
+            None => bias,
         };
+        let context = to_f32(kernels::attention(q, k, v, bias, &self.dropout), compute);
         context.swap_dims(1, 2).reshape([batch, len, hidden])
     }
 }

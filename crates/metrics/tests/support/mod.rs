@@ -7,7 +7,7 @@ use hybrid_ir_data::{LareqaBenchmark, RetrievalBenchmark};
 
 /// The project's data root: `$HYBRID_IR_DATA` or `<repo>/../shared/data`. Fails loudly if missing.
 pub fn data_root() -> PathBuf {
-    let beside_repo = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())).join("../../../shared/data");
+    let beside_repo = hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
     hybrid_ir_data::locate_data_root(&[beside_repo]).unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -29,7 +29,6 @@ use burn::backend::{Autodiff, LibTorch};
 use burn::nn::LayerNorm;
 use burn::tensor::Tensor;
 
-
 /// A float primitive on `Autodiff<LibTorch>` (burn's autodiff wrapper of a [`TchTensor`]).
 type AdTensor = burn::backend::tensor::FloatTensor<Autodiff<LibTorch>>;
 
@@ -46,9 +45,8 @@ enum Input {
 }
 
 fn unwrap<const D: usize>(tensor: &Tensor<D>) -> Option<Input> {
-    match tensor.clone().try_into_primitive::<Autodiff<LibTorch>>() {
-        Ok(t) => return Some(Input::Autodiff(t)),
-        Err(_) => {}
+    if let Ok(t) = tensor.clone().try_into_primitive::<Autodiff<LibTorch>>() {
+        return Some(Input::Autodiff(t));
     }
     tensor.clone().try_into_primitive::<LibTorch>().ok().map(Input::Plain)
 }
@@ -140,6 +138,12 @@ struct Saved<const N: usize> {
     output: bool,
 }
 
+/// `block` on the inputs' libtorch tensors with grad mode off: nothing recorded.
+fn untracked<const N: usize>(inputs: &[TchTensor; N], block: impl Fn(&[tch::Tensor; N]) -> tch::Tensor) -> TchTensor {
+    let tensors = inputs.each_ref().map(|t| t.tensor.shallow_clone());
+    TchTensor::new(tch::no_grad(|| block(&tensors)))
+}
+
 /// Runs `block` on the inputs: recorded for backward on an autodiff device (when any input is
 /// tracked), plain libtorch calls otherwise.
 fn run<const N: usize, const D: usize>(
@@ -148,11 +152,7 @@ fn run<const N: usize, const D: usize>(
     block: impl Fn(&[tch::Tensor; N]) -> tch::Tensor,
 ) -> Option<Tensor<D>> {
     match Inputs::collect(inputs)? {
-        Inputs::Plain(inputs) => {
-            let tensors = inputs.each_ref().map(|t| t.tensor.shallow_clone());
-            let out = tch::no_grad(|| block(&tensors));
-            Some(Tensor::from_primitive::<LibTorch>(TchTensor::new(out)))
-        }
+        Inputs::Plain(inputs) => Some(Tensor::from_primitive::<LibTorch>(untracked(&inputs, block))),
         Inputs::Autodiff(inputs) => {
             let tracked = inputs.each_ref().map(|t| t.is_tracked());
             let prep = LibTorchBlock.prepare::<NoCheckpointing>(inputs.each_ref().map(|t| t.node()));
@@ -175,10 +175,7 @@ fn run<const N: usize, const D: usize>(
                     };
                     prep.finish(recording, public)
                 }
-                OpsKind::UnTracked(prep) => {
-                    let tensors = primitives.each_ref().map(|t| t.tensor.shallow_clone());
-                    prep.finish(TchTensor::new(tch::no_grad(|| block(&tensors))))
-                }
+                OpsKind::UnTracked(prep) => prep.finish(untracked(&primitives, block)),
             };
             Some(Tensor::from_primitive::<Autodiff<LibTorch>>(out))
         }

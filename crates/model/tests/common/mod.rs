@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use hybrid_ir_model::{LoadOptions, SentenceEncoder};
 
-/// `models/` of the workspace, or `$HYBRID_IR_MODELS`.
+/// `models/` of the workspace, or `$HYBRID_IR_MODELS`. The package dir is read at run time first,
+/// as `hybrid_ir_data::paths::package_dir` does (this crate does not depend on the data crate).
 pub fn models_dir() -> PathBuf {
     std::env::var_os("HYBRID_IR_MODELS")
         .map(PathBuf::from)

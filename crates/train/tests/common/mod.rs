@@ -7,7 +7,7 @@ use hybrid_ir_train::TrainConfig;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())).join("../..").canonicalize().expect("workspace root")
+    hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
 }
 
 /// A fetched model directory; panics (fails the test) with the setup command when missing.
