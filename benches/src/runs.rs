@@ -9,11 +9,12 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::{Distribution, Tensor};
 use hybrid_ir_data::sampler::{SamplerConfig, SamplerKind};
 use hybrid_ir_data::{LareqaBenchmark, NegativePolicy, ParallelCorpus, resolve_data_dir};
-use hybrid_ir_model::{BertEncoder, DeviceSpec, LoadOptions, ModelMeta, TextKind, load_weights, read_meta};
-use hybrid_ir_train::encode::{TextPipeline, TokenizedBatch, embed_sequences};
-use hybrid_ir_train::eval::{TokenizedBenchmark, load_benchmark};
-use hybrid_ir_train::trainer::{configure_model, count_parameters};
-use hybrid_ir_train::{StepRunner, TrainConfig};
+use hybrid_ir_eval::{TokenizedBenchmark, load_benchmark};
+use hybrid_ir_loss::{LossConfig, LossKind};
+use hybrid_ir_model::{
+    AnyEncoder, Backbone, DeviceSpec, LoadOptions, ModelInfo, TextKind, TextPipeline, count_parameters, embed_sequences,
+};
+use hybrid_ir_train::{OptimSection, StepRunner, StepSettings, TokenizedBatch};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -76,17 +77,17 @@ pub struct PrepareArgs {
 
 /// `speed prepare`: hybrid (alpha 0.5) MLQA-R batches and XQuAD-R candidate sequences.
 pub fn prepare(args: &PrepareArgs) -> Result<()> {
-    let meta = read_meta(&args.model, &LoadOptions::default())?;
-    let pipeline = TextPipeline::new(&meta, meta.prefixes.clone(), args.query_len, args.passage_len)?;
+    let info = ModelInfo::read(&args.model, &LoadOptions::default())?;
+    let pipeline = TextPipeline::new(&info, info.prefixes.clone(), args.query_len, args.passage_len)?;
     let root = resolve_data_dir(args.data.as_deref());
     let mlqa = LareqaBenchmark::MlqaR.load(&root)?;
-    let corpus = Arc::new(ParallelCorpus::from_lareqa(&mlqa, NegativePolicy::None));
+    let corpus = Arc::new(ParallelCorpus::from_lareqa(&mlqa, NegativePolicy::None)?);
     let mut config = SamplerConfig::new(SamplerKind::Hybrid);
     config.batch_size = args.batch;
     let mut sampler = config.build(corpus)?;
     let batches = (0..args.batches)
         .map(|_| {
-            let t = pipeline.tokenize_batch(&sampler.next_batch())?;
+            let t = TokenizedBatch::new(&pipeline, &sampler.next_batch())?;
             Ok(PairBatch { queries: t.queries, passages: t.positives })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -145,44 +146,16 @@ pub struct TrainStepArgs {
     pub bf16: bool,
 }
 
-/// The PyTorch baseline's algorithm as a [`TrainConfig`]: in-batch InfoNCE on cosine / 0.05,
+/// The PyTorch baseline's algorithm as typed trainer parts: in-batch InfoNCE on cosine / 0.05,
 /// AdamW (0.9, 0.999, 1e-8, wd 0.01), no clipping, no group masking (the sampler's batches have
 /// no duplicate answers, and PyTorch's side has no mask).
-fn bench_config(args: &TrainStepArgs, batch_size: usize) -> Result<TrainConfig> {
+fn bench_runner(args: &TrainStepArgs, batch_size: usize) -> Result<(StepRunner, StepSettings)> {
     let chunk = if args.chunk_size == 0 { batch_size.max(1) } else { args.chunk_size };
-    let text = format!(
-        r#"output_dir = "unused"
-[model]
-dir = {dir:?}
-device = "{device}"
-freeze_embeddings = {freeze}
-bf16_matmuls = {bf16}
-[data]
-corpora = ["mlqa-r"]
-[sampler]
-kind = "hybrid"
-[loss]
-kind = "in_batch"
-temperature = 0.05
-mask_same_group = false
-chunk_size = {chunk}
-cached = {cached}
-sort_by_length = {sort}
-[optim]
-lr = {lr}
-weight_decay = 0.01
-eps = 1e-8
-grad_clip_norm = 0.0
-"#,
-        dir = args.model.display().to_string(),
-        device = args.device,
-        freeze = args.freeze_embeddings,
-        bf16 = args.bf16,
-        cached = args.cached,
-        sort = args.sort_by_length,
-        lr = args.lr,
-    );
-    Ok(TrainConfig::from_toml_str(&text, Path::new("<speed train-step>"))?)
+    let loss =
+        LossConfig { kind: LossKind::InBatch, temperature: 0.05, mask_same_group: false, ..LossConfig::default() }.build()?;
+    let step = StepSettings { chunk_size: chunk, cached: args.cached, sort_by_length: args.sort_by_length };
+    let optim = OptimSection { lr: args.lr, weight_decay: 0.01, eps: 1e-8, grad_clip_norm: Some(0.0), ..OptimSection::default() };
+    Ok((StepRunner::new(&optim, loss, &step, 42)?, step))
 }
 
 /// `speed train-step`.
@@ -192,14 +165,12 @@ pub fn train_step(args: &TrainStepArgs) -> Result<()> {
         bail!("{}: no batches", args.batches.display());
     }
     let batch_size = file.batches[0].queries.len();
-    let config = bench_config(args, batch_size)?;
+    let (mut runner, step) = bench_runner(args, batch_size)?;
     hybrid_ir_model::kernels::set_libtorch_kernels(!args.burn_kernels);
-    let meta = read_meta(&args.model, &LoadOptions::default())?;
-    let device = args.device.autodiff_device();
-    let (model, _) = load_weights(&meta, &device)?;
-    let mut model = configure_model(model, &config.model);
+    let info = ModelInfo::read(&args.model, &LoadOptions::default())?;
+    let device = args.device.try_device()?.autodiff();
+    let mut model = info.load(&device)?.with_training_settings(None, args.freeze_embeddings, args.bf16);
     let (_, trainable) = count_parameters(&model);
-    let mut runner = StepRunner::new(&config)?;
     let batches: Vec<TokenizedBatch> = file
         .batches
         .iter()
@@ -214,10 +185,9 @@ pub fn train_step(args: &TrainStepArgs) -> Result<()> {
                 negatives: Vec::new(),
                 group_keys: (0..b.queries.len() as u64).collect(),
                 pad_id: file.pad_id,
-                pooling: meta.pooling,
                 chunk_orders: Default::default(),
             }
-            .with_chunk_order(config.loss.sort_by_length))
+            .with_chunk_order(step.sort_by_length))
         })
         .collect::<Result<_>>()?;
 
@@ -237,7 +207,7 @@ pub fn train_step(args: &TrainStepArgs) -> Result<()> {
             step_s.push((done - started).as_secs_f64());
             grad_s.push((after_grads - started).as_secs_f64());
             opt_s.push((done - after_grads).as_secs_f64());
-            let (p, r) = batch.token_counts(config.loss.chunk_size);
+            let (p, r) = batch.token_counts(step.chunk_size);
             padded += p;
             real += r;
         }
@@ -252,9 +222,9 @@ pub fn train_step(args: &TrainStepArgs) -> Result<()> {
             "engine": engine_name(args.device),
             "mode": "train-step",
             "device": args.device.to_string(),
-            "model": meta.name,
+            "model": info.name,
             "batch_size": batch_size,
-            "chunk_size": config.loss.chunk_size,
+            "chunk_size": step.chunk_size,
             "sort_by_length": args.sort_by_length,
             "cached": args.cached,
             "freeze_embeddings": args.freeze_embeddings,
@@ -309,14 +279,14 @@ pub struct EncodeArgs {
 pub fn encode(args: &EncodeArgs) -> Result<()> {
     let file: SequencesFile = read_json(&args.sequences)?;
     hybrid_ir_model::kernels::set_libtorch_kernels(!args.burn_kernels);
-    let (meta, mut model) = load_plain(&args.model, args.device)?;
-    model.bf16_matmuls = args.bf16;
+    let (info, model) = load_plain(&args.model, args.device)?;
+    let model = model.with_training_settings(None, false, args.bf16);
     for _ in 0..args.warmup {
         let n = args.batch.min(file.sequences.len());
-        embed_sequences(&model, &file.sequences[..n], file.pad_id, meta.pooling, args.batch, |_| {})?;
+        embed_sequences(&model, &file.sequences[..n], file.pad_id, args.batch, |_| {})?;
     }
     let started = Instant::now();
-    embed_sequences(&model, &file.sequences, file.pad_id, meta.pooling, args.batch, |_| {})?;
+    embed_sequences(&model, &file.sequences, file.pad_id, args.batch, |_| {})?;
     let seconds = started.elapsed().as_secs_f64();
     let real: usize = file.sequences.iter().map(Vec::len).sum();
     println!(
@@ -325,7 +295,7 @@ pub fn encode(args: &EncodeArgs) -> Result<()> {
             "engine": engine_name(args.device),
             "mode": "encode",
             "device": args.device.to_string(),
-            "model": meta.name,
+            "model": info.name,
             "sequences": file.sequences.len(),
             "batch": args.batch,
             "sorted": true,
@@ -366,8 +336,8 @@ pub struct EvalArgs {
 
 /// `speed eval`: tokenize, encode (length-sorted) and evaluate a whole benchmark.
 pub fn eval(args: &EvalArgs) -> Result<()> {
-    let (meta, model) = load_plain(&args.model, args.device)?;
-    let pipeline = TextPipeline::new(&meta, meta.prefixes.clone(), args.max_len, args.max_len)?;
+    let (info, model) = load_plain(&args.model, args.device)?;
+    let pipeline = TextPipeline::new(&info, info.prefixes.clone(), args.max_len, args.max_len)?;
     let t0 = Instant::now();
     let bench = TokenizedBenchmark::new(load_benchmark(&args.benchmark, args.data.as_deref(), &[])?, &pipeline)?;
     let t1 = Instant::now();
@@ -383,7 +353,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
             "engine": engine_name(args.device),
             "mode": "eval",
             "device": args.device.to_string(),
-            "model": meta.name,
+            "model": info.name,
             "benchmark": args.benchmark,
             "queries": nq,
             "candidates": bench.candidates.len(),
@@ -429,8 +399,8 @@ pub fn compare_devices(args: &CompareArgs) -> Result<()> {
     let file: SequencesFile = read_json(&args.sequences)?;
     let seqs = &file.sequences[..args.limit.min(file.sequences.len())];
     let embed = |spec: DeviceSpec| -> Result<ndarray::Array2<f32>> {
-        let (meta, model) = load_plain(&args.model, spec)?;
-        Ok(embed_sequences(&model, seqs, file.pad_id, meta.pooling, 64, |_| {})?)
+        let (_, model) = load_plain(&args.model, spec)?;
+        Ok(embed_sequences(&model, seqs, file.pad_id, 64, |_| {})?)
     };
     let a = embed(args.a)?;
     let b = embed(args.b)?;
@@ -491,15 +461,15 @@ pub fn gemm(args: &GemmArgs) -> Result<()> {
     Ok(())
 }
 
-fn load_plain(dir: &Path, spec: DeviceSpec) -> Result<(ModelMeta, BertEncoder)> {
-    let meta = read_meta(dir, &LoadOptions::default())?;
-    let (model, _) = load_weights(&meta, &spec.device()).with_context(|| format!("loading {}", dir.display()))?;
-    Ok((meta, model))
+fn load_plain(dir: &Path, spec: DeviceSpec) -> Result<(ModelInfo, AnyEncoder)> {
+    let info = ModelInfo::read(dir, &LoadOptions::default())?;
+    let model = info.load(&spec.try_device()?).with_context(|| format!("loading {}", dir.display()))?;
+    Ok((info, model))
 }
 
 /// Waits for queued device work (CUDA is asynchronous) so timings cover it.
-fn sync(model: &BertEncoder) -> Result<()> {
-    hybrid_ir_train::encode::model_device(model).sync().map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))
+fn sync<B: Backbone>(model: &B) -> Result<()> {
+    model.device().sync().map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))
 }
 
 /// `hybrid-ir/<backend>` name used in the tables.

@@ -5,7 +5,8 @@
 //! 3. unpack libtorch 2.9.0 from PyPI (`libtorch`, idempotent) and run the tests of the crates
 //!    whose tests are written per device (`test_device!` or a loop over the compiled-in devices:
 //!    model, loss, train — train's in-place AdamW and exact resume have a LibTorch path of their
-//!    own) again with `tch` on, so the same device tests also run on tch-cpu. The other crates'
+//!    own — and the facade `hybrid-ir`, whose `swap_backend` example trains on every device)
+//!    again with `tch` on, so the same device tests also run on tch-cpu. The other crates'
 //!    tests do not depend on the backend (data, metrics) or reach it only through the model and
 //!    train crates (cli), so a second pass would repeat them on flex.
 //!    This pass uses its own target dir (`<cache>/target-tch`): toggling burn's `tch` feature in
@@ -16,10 +17,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
 /// Crates whose tests run once per compiled-in device (see the module docs).
-const DEVICE_TESTED: [&str; 3] = ["hybrid-ir-loss", "hybrid-ir-model", "hybrid-ir-train"];
+const DEVICE_TESTED: [&str; 4] = ["hybrid-ir", "hybrid-ir-loss", "hybrid-ir-model", "hybrid-ir-train"];
 
 /// Arguments of `cargo xtask test`.
 #[derive(clap::Args)]

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use hybrid_ir_data::sampler::{CrossPairing, SamplerConfig, SamplerKind};
-use hybrid_ir_data::{
-    load_user_corpus, resolve_data_dir, LareqaBenchmark, NegativePolicy, ParallelCorpus, RetrievalBenchmark,
-};
+use hybrid_ir_data::{LareqaBenchmark, NegativePolicy, ParallelCorpus, RetrievalBenchmark, load_user_corpus, resolve_data_dir};
 
 #[derive(Subcommand)]
 pub enum DataCommand {
@@ -89,7 +87,11 @@ fn stats(args: &StatsArgs) -> anyhow::Result<()> {
         writeln!(out)?;
         return Ok(());
     }
-    writeln!(out, "{}: {} queries, {} candidates, {} distinct ids", stats.benchmark, stats.queries, stats.candidates, stats.distinct_ids)?;
+    writeln!(
+        out,
+        "{}: {} queries, {} candidates, {} distinct ids",
+        stats.benchmark, stats.queries, stats.candidates, stats.distinct_ids
+    )?;
     writeln!(out, "relevant candidates per query: {:?}", stats.relevant_per_query)?;
     writeln!(out, "ids by number of languages:    {:?}", stats.ids_by_language_count)?;
     writeln!(out, "{:<6}{:>10}{:>12}{:>12}{:>10}", "lang", "queries", "candidates", "paragraphs", "articles")?;
@@ -104,7 +106,7 @@ pub fn load_corpus(name: &str, data: Option<&std::path::Path>) -> anyhow::Result
     if let Ok(benchmark) = LareqaBenchmark::parse(name) {
         let root = resolve_data_dir(data);
         let dataset = benchmark.load(&root).with_context(|| format!("loading {benchmark} from {}", root.display()))?;
-        return Ok(ParallelCorpus::from_lareqa(&dataset, NegativePolicy::None));
+        return Ok(ParallelCorpus::from_lareqa(&dataset, NegativePolicy::None)?);
     }
     Ok(load_user_corpus(std::path::Path::new(name))?)
 }
@@ -119,11 +121,8 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
         "per-batch" => CrossPairing::PerBatch,
         other => anyhow::bail!("unknown --pairing `{other}` (expected per-pair or per-batch)"),
     };
-    let corpora = args
-        .corpus
-        .iter()
-        .map(|c| load_corpus(c, args.data.as_deref()).map(Arc::new))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let corpora =
+        args.corpus.iter().map(|c| load_corpus(c, args.data.as_deref()).map(Arc::new)).collect::<anyhow::Result<Vec<_>>>()?;
     let mut sampler = config.build_multi(corpora)?;
     tracing::info!("sampler: {}", sampler.describe());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

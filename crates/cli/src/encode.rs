@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array, LargeStringArray, RecordBatch, StringArray, StringViewArray};
+use arrow::array::{
+    Array, ArrayRef, FixedSizeListArray, Float32Array, LargeStringArray, RecordBatch, StringArray, StringViewArray,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use hybrid_ir_model::{DeviceSpec, LoadOptions, SentenceEncoder, TextKind};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -15,7 +17,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Arguments of `hybrid-ir encode`.
 #[derive(clap::Args, Debug)]
 pub struct EncodeArgs {
-    /// Hugging Face model directory (config.json, model.safetensors, tokenizer.json).
+    /// Model directory: Hugging Face BERT-family (config.json, model.safetensors,
+    /// tokenizer.json) or a static-embedding model saved by `hybrid-ir export`.
     #[arg(long)]
     pub model: PathBuf,
     /// Input rows `{"id", "lang", "text"}`: a `.jsonl` or `.parquet` file.
@@ -49,20 +52,46 @@ struct InputRow {
 
 /// Runs `hybrid-ir encode`.
 pub fn run(args: &EncodeArgs) -> Result<()> {
+    if args.batch_size == 0 {
+        bail!("--batch-size 0: give at least 1");
+    }
+    if args.max_len == Some(0) {
+        bail!("--max-len 0: give at least 1 token");
+    }
+    if same_file(&args.input, &args.out) {
+        bail!("--out {} is the input file; choose another output", args.out.display());
+    }
     let rows = read_rows(&args.input)?;
-    let device = args.device.device();
+    if rows.is_empty() {
+        bail!("{}: no rows to encode", args.input.display());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, row) in rows.iter().enumerate() {
+        if !seen.insert(row.id.as_str()) {
+            bail!("{}: row {}: duplicate id {:?}", args.input.display(), i + 1, row.id);
+        }
+        if row.text.trim().is_empty() {
+            bail!("{}: row {} (id {:?}): empty text", args.input.display(), i + 1, row.id);
+        }
+    }
+    let device = args.device.try_device()?;
     let options = LoadOptions { max_len: args.max_len, ..Default::default() };
     let model = SentenceEncoder::load(&args.model, &device, &options)
         .with_context(|| format!("loading model {}", args.model.display()))?;
+    if let Some(bad) = hybrid_ir_model::first_non_finite_parameter(&model.encoder) {
+        bail!("{}: the model's weights hold a NaN or infinite value ({bad}); refusing to encode with it", args.model.display());
+    }
+    let pooling = model.info.pooling();
     eprintln!(
-        "encoding {} rows from {} with {} ({:?} pooling, normalize {}, max_len {}, prefix {:?}) on {}",
+        "encoding {} rows from {} with {} ({} backbone, {:?} pooling, normalize {}, max_len {}, prefix {:?}) on {}",
         rows.len(),
         args.input.display(),
-        model.meta.name,
-        model.meta.pooling.mode,
-        model.meta.pooling.normalize,
-        model.meta.max_len,
-        model.meta.prefixes.prefix(args.kind),
+        model.info.name,
+        model.info.kind(),
+        pooling.mode,
+        pooling.normalize,
+        model.pipeline.passage_tokenizer.max_len(),
+        model.pipeline.prefixes.prefix(args.kind),
         args.device
     );
     let bar = ProgressBar::new(rows.len() as u64);
@@ -76,6 +105,11 @@ pub fn run(args: &EncodeArgs) -> Result<()> {
     write_parquet(&args.out, &rows, &embeddings, model.dim())?;
     eprintln!("wrote {} embeddings of dimension {} to {}", rows.len(), model.dim(), args.out.display());
     Ok(())
+}
+
+/// Whether two paths name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
 fn read_rows(path: &Path) -> Result<Vec<InputRow>> {
@@ -102,8 +136,14 @@ fn read_jsonl(path: &Path) -> Result<Vec<InputRow>> {
 }
 
 /// A string column in any of Arrow's string layouts.
-fn string_column<'a>(path: &Path, batch: &'a RecordBatch, name: &str) -> Result<Option<Box<dyn Fn(usize) -> Option<String> + 'a>>> {
-    let Some(col) = batch.column_by_name(name) else { return Ok(None) };
+fn string_column<'a>(
+    path: &Path,
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<Option<Box<dyn Fn(usize) -> Option<String> + 'a>>> {
+    let Some(col) = batch.column_by_name(name) else {
+        return Ok(None);
+    };
     let col: &'a dyn Array = col.as_ref();
     macro_rules! getter {
         ($ty:ty) => {{

@@ -3,16 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use hybrid_ir_data::{LareqaBenchmark, RetrievalBenchmark};
+use hybrid_ir_eval::{CandidateText, TokenizedBenchmark, load_benchmark};
 use hybrid_ir_metrics::{
-    evaluate_benchmark, evaluate_run, heatmap::heatmap_svg, read_embeddings, table, write_embeddings, BenchmarkEmbeddings,
-    EvalOptions, Metric, Qrels, Run, ScoreFunction,
+    BenchmarkEmbeddings, EvalOptions, Metric, Qrels, Run, ScoreFunction, evaluate_benchmark, evaluate_run, heatmap::heatmap_svg,
+    read_embeddings, table, write_embeddings,
 };
-use hybrid_ir_model::{load_weights, read_meta, DeviceSpec, LoadOptions, PrefixConfig};
-use hybrid_ir_train::config::PrefixStyle;
-use hybrid_ir_train::encode::TextPipeline;
-use hybrid_ir_train::eval::{load_benchmark, CandidateText, TokenizedBenchmark};
+use hybrid_ir_model::{DeviceSpec, LoadOptions, ModelInfo, PrefixConfig, PrefixStyle, TextPipeline};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Arguments of `hybrid-ir eval`.
@@ -94,8 +92,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let which = LareqaBenchmark::parse(name)?;
     let score = ScoreFunction::parse(&args.score)?;
     let root = hybrid_ir_data::resolve_data_dir(args.data.as_deref());
-    let benchmark = load_benchmark(name, Some(&root), &args.languages)
-        .with_context(|| format!("loading {which} from {}", root.display()))?;
+    let benchmark =
+        load_benchmark(name, Some(&root), &args.languages).with_context(|| format!("loading {which} from {}", root.display()))?;
 
     let embeddings = match (&args.embeddings, &args.model) {
         (Some(path), None) => {
@@ -125,20 +123,23 @@ fn encode_with_model(
     model_dir: &Path,
     benchmark: RetrievalBenchmark,
 ) -> Result<(RetrievalBenchmark, BenchmarkEmbeddings)> {
-    let meta = read_meta(model_dir, &LoadOptions::default()).with_context(|| format!("reading {}", model_dir.display()))?;
+    let info = ModelInfo::read(model_dir, &LoadOptions::default()).with_context(|| format!("reading {}", model_dir.display()))?;
     if args.prefixes == PrefixStyle::Custom {
         bail!("--prefixes custom is for training configs (query_prefix / passage_prefix); use model, paper, e5 or none");
     }
-    let prefixes = args.prefixes.resolve(&meta.prefixes, PrefixConfig::none());
-    let pipeline = TextPipeline::new(&meta, prefixes.clone(), args.max_len, args.max_len)?;
-    let device = args.device.device();
-    let (encoder, _) = load_weights(&meta, &device).with_context(|| format!("loading {}", model_dir.display()))?;
+    let prefixes = args.prefixes.resolve(&info.prefixes, PrefixConfig::none());
+    let pipeline = TextPipeline::new(&info, prefixes.clone(), args.max_len, args.max_len)?;
+    let device = args.device.try_device()?;
+    let encoder = info.load(&device).with_context(|| format!("loading {}", model_dir.display()))?;
+    if let Some(bad) = hybrid_ir_model::first_non_finite_parameter(&encoder) {
+        bail!("{}: the model's weights hold a NaN or infinite value ({bad}); refusing to evaluate it", model_dir.display());
+    }
     let tokenized = TokenizedBenchmark::with_candidate_text(benchmark, &pipeline, args.candidate_text)?;
     tracing::info!(
         "encoding {} queries and {} candidates with {} on {} (prefixes {:?} / {:?}, max_len {}, candidates: {:?})",
         tokenized.queries.len(),
         tokenized.candidates.len(),
-        meta.name,
+        info.name,
         args.device,
         prefixes.query,
         prefixes.passage,
@@ -166,7 +167,6 @@ fn report(
     score: ScoreFunction,
     which: LareqaBenchmark,
 ) -> Result<()> {
-
     tracing::info!(
         "evaluating {which}: {} queries x {} candidates, dim {}, {} scores",
         benchmark.queries.len(),

@@ -5,8 +5,27 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use hybrid_ir_data::sampler::SamplerKind;
 use hybrid_ir_train::reproduce::{ReproduceOptions, reproduce};
-use hybrid_ir_train::{RunOptions, StopReason, TrainConfig, export_run, install_ctrlc_handler, train};
+use hybrid_ir_train::{
+    BackboneChoice, RunOptions, StaticInitChoice, StopReason, TrainConfig, export_run, install_ctrlc_handler, train,
+};
+
+fn parse_backbone(s: &str) -> Result<BackboneChoice, String> {
+    match s {
+        "transformer" => Ok(BackboneChoice::Transformer),
+        "static" => Ok(BackboneChoice::Static),
+        other => Err(format!("unknown backbone {other:?}: expected transformer or static")),
+    }
+}
+
+fn parse_static_init(s: &str) -> Result<StaticInitChoice, String> {
+    match s {
+        "model" => Ok(StaticInitChoice::Model),
+        "random" => Ok(StaticInitChoice::Random),
+        other => Err(format!("unknown static init {other:?}: expected model or random")),
+    }
+}
 
 /// `hybrid-ir train`.
 #[derive(Args, Debug)]
@@ -66,47 +85,52 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// `--set` overrides plus the shortcut flags, as dotted-key overrides.
-    fn overrides(&self) -> Vec<String> {
-        let mut o = self.set.clone();
-        let quote = |s: &str| format!("{s:?}");
+    /// The config file with `--set` overrides, then the shortcut flags applied as typed values
+    /// (never pasted into TOML text, so any path or string arrives exactly as given).
+    fn config(&self) -> anyhow::Result<TrainConfig> {
+        let mut config = TrainConfig::load(&self.config, &self.set)?;
         if let Some(v) = &self.sampler {
-            o.push(format!("sampler.kind={}", quote(v)));
+            config.sampler.kind = SamplerKind::parse(v).with_context(|| format!("--sampler {v:?}"))?;
         }
         if let Some(v) = self.alpha {
-            o.push(format!("sampler.alpha={v:?}"));
+            config.sampler.alpha = v;
         }
         if let Some(v) = self.steps {
-            o.push(format!("schedule.steps={v}"));
+            config.schedule.steps = v;
         }
         if let Some(v) = self.lr {
-            o.push(format!("optim.lr={v:?}"));
+            config.optim.lr = v;
         }
         if let Some(v) = self.batch_size {
-            o.push(format!("sampler.batch_size={v}"));
+            config.sampler.batch_size = v;
         }
         if let Some(v) = &self.model {
-            o.push(format!("model.dir={}", quote(&v.display().to_string())));
+            config.model.dir = v.clone();
         }
         if let Some(v) = &self.out {
-            o.push(format!("output_dir={}", quote(&v.display().to_string())));
+            config.output_dir = v.clone();
         }
         if let Some(v) = &self.device {
-            o.push(format!("model.device={}", quote(v)));
+            config.model.device = v.clone();
         }
         if let Some(v) = self.seed {
-            o.push(format!("seed={v}"));
+            config.seed = v;
         }
-        o
+        Ok(config)
     }
 }
 
 /// Runs `hybrid-ir train`.
 pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
-    let config = TrainConfig::load(&args.config, &args.overrides())?;
+    let config = args.config()?;
     config.validate()?;
     if args.dry_run {
-        print!("{}", config.to_toml());
+        // Load the data and the model as a real run would (a missing corpus or a broken model
+        // fails here), without writing anything.
+        hybrid_ir_train::load_corpora(&config.data)?;
+        let info = hybrid_ir_train::from_config::model_info(&config)?;
+        hybrid_ir_train::from_config::pipeline(&config, &info)?;
+        print!("{}", config.to_toml()?);
         return Ok(());
     }
     let stop_flag = Some(install_ctrlc_handler()?);
@@ -199,9 +223,16 @@ pub struct ReproduceArgs {
     /// Peak learning rate.
     #[arg(long, default_value_t = 1e-4)]
     pub lr: f64,
-    /// Train only the top N layers; 0 or a number >= the model's layers trains everything.
+    /// Train only the top N layers; 0 trains everything (ignored with --backbone static).
     #[arg(long, default_value_t = 2)]
     pub trainable_layers: usize,
+    /// `transformer` (fine-tune --model) or `static` (a token-embedding table with mean pooling
+    /// over --model's tokenizer, started from its word embeddings: trains in seconds).
+    #[arg(long, default_value = "transformer", value_parser = parse_backbone)]
+    pub backbone: BackboneChoice,
+    /// Start of a static table: `model` (the word embeddings of --model) or `random`.
+    #[arg(long, default_value = "model", value_parser = parse_static_init)]
+    pub static_init: StaticInitChoice,
     /// Query max length in tokens.
     #[arg(long, default_value_t = 32)]
     pub query_max_len: usize,
@@ -233,8 +264,13 @@ pub struct ReproduceArgs {
 
 /// Runs `hybrid-ir reproduce`.
 pub fn run_reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
-    if !args.model.join("config.json").is_file() {
+    if !args.model.join("config.json").is_file()
+        && !args.model.join(hybrid_ir_model::static_embed::STATIC_SETTINGS_FILE).is_file()
+    {
         anyhow::bail!("{} is not a model directory; run `cargo xtask fetch-models` first", args.model.display());
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        anyhow::bail!("--lr {}: give a finite learning rate > 0", args.lr);
     }
     let options = ReproduceOptions {
         model_dir: args.model.clone(),
@@ -245,7 +281,10 @@ pub fn run_reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
         steps: args.steps,
         batch_size: args.batch_size,
         lr: args.lr,
-        trainable_layers: (args.trainable_layers > 0).then_some(args.trainable_layers),
+        trainable_layers: (args.trainable_layers > 0 && args.backbone == BackboneChoice::Transformer)
+            .then_some(args.trainable_layers),
+        backbone: args.backbone,
+        static_init: args.static_init,
         query_max_len: args.query_max_len,
         passage_max_len: args.passage_max_len,
         eval_languages: args.eval_languages.clone(),

@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hybrid_ir_data::sampler::{SamplerConfig, SamplerKind};
-use hybrid_ir_data::{resolve_data_dir, LareqaBenchmark, NegativePolicy, ParallelCorpus};
+use hybrid_ir_data::{LareqaBenchmark, NegativePolicy, ParallelCorpus, resolve_data_dir};
 
 fn corpus(benchmark: LareqaBenchmark) -> Arc<ParallelCorpus> {
     let root = resolve_data_dir(None);
     let dataset = benchmark.load(&root).unwrap_or_else(|e| panic!("{e} (set HYBRID_IR_DATA)"));
-    Arc::new(ParallelCorpus::from_lareqa(&dataset, NegativePolicy::SameParagraph))
+    Arc::new(ParallelCorpus::from_lareqa(&dataset, NegativePolicy::SameParagraph).unwrap())
 }
 
 fn sampling(c: &mut Criterion) {
@@ -23,11 +23,11 @@ fn sampling(c: &mut Criterion) {
         }
         let mut sampler = SamplerConfig::new(SamplerKind::Hybrid).build(corpus.clone()).unwrap();
         // Snapshot once; each iteration restores it and takes a new snapshot (what a checkpoint does).
-        let snapshot = sampler.state();
+        let snapshot = sampler.state().unwrap();
         group.bench_function(format!("{benchmark}/Hybrid/restore+state"), |b| {
             b.iter(|| {
                 sampler.restore(&snapshot).unwrap();
-                sampler.state()
+                sampler.state().unwrap()
             })
         });
     }

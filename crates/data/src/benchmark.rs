@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::lareqa::LareqaDataset;
 use crate::Lang;
+use crate::lareqa::LareqaDataset;
 
 /// One query: a question in one language.
 #[derive(Debug, Clone)]
@@ -95,6 +95,11 @@ pub struct LanguageStats {
 
 impl RetrievalBenchmark {
     /// Builds the retrieval view of a loaded LAReQA dataset.
+    ///
+    /// # Panics
+    ///
+    /// On a hand-assembled dataset whose question points past its paragraphs or sentences
+    /// ([`LareqaDataset::load_dir`] never yields one).
     pub fn from_lareqa(dataset: &LareqaDataset) -> Self {
         let languages: Vec<Lang> = dataset.language_codes();
         let mut candidates = Vec::new();
@@ -150,14 +155,7 @@ impl RetrievalBenchmark {
             }
             query_ranges.push(start..queries.len());
         }
-        RetrievalBenchmark {
-            name: dataset.name.clone(),
-            languages,
-            queries,
-            candidates,
-            query_ranges,
-            candidate_ranges,
-        }
+        RetrievalBenchmark { name: dataset.name.clone(), languages, queries, candidates, query_ranges, candidate_ranges }
     }
 
     /// Position of a language code in [`Self::languages`].

@@ -2,13 +2,13 @@
 //! translations of one example, a (question, answer passage[, hard negative]) per language.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
+use crate::Lang;
 use crate::error::{DataError, Result};
 use crate::lareqa::LareqaDataset;
-use crate::Lang;
 
 /// One language version of a parallel example.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,10 +39,7 @@ pub struct ParallelGroup {
 impl ParallelGroup {
     /// The version in the language at `lang`, if the id exists there.
     pub fn version(&self, lang: u16) -> Option<&Example> {
-        self.versions
-            .binary_search_by_key(&lang, |(l, _)| *l)
-            .ok()
-            .map(|i| &self.versions[i].1)
+        self.versions.binary_search_by_key(&lang, |(l, _)| *l).ok().map(|i| &self.versions[i].1)
     }
 
     /// Language indices where this id exists, ascending.
@@ -70,6 +67,9 @@ pub struct ParallelCorpus {
     languages: Vec<Lang>,
     groups: Vec<ParallelGroup>,
     groups_by_language: Vec<Vec<u32>>,
+    /// [`Self::fingerprint`], computed on first use: the corpus is immutable once built, and
+    /// hashing every text of a large corpus at each checkpoint would be wasted work.
+    fingerprint: OnceLock<u64>,
 }
 
 /// Counts describing a [`ParallelCorpus`].
@@ -112,15 +112,24 @@ impl ParallelCorpusBuilder {
     }
 
     /// Adds the `lang` version of parallel id `id`. Errors (with a message meant to be wrapped
-    /// with the file and row by the caller) on an empty text or a duplicate (id, lang).
+    /// with the file and row by the caller) on an empty or whitespace-only id, language or text,
+    /// or a duplicate (id, lang).
     pub fn push(&mut self, id: &str, lang: &str, example: Example) -> std::result::Result<(), String> {
-        if id.is_empty() {
+        // Whitespace-only ids and languages are refused like empty ones: they are invisible in
+        // logs and error messages, so two of them would be indistinguishable to the user.
+        if id.trim().is_empty() {
             return Err("empty `id`".into());
         }
-        if lang.is_empty() {
+        if lang.trim().is_empty() {
             return Err("empty `lang`".into());
         }
-        for (field, text) in [("query", Some(&example.query)), ("positive", Some(&example.positive)), ("negative", example.negative.as_ref())] {
+        let texts = [
+            ("query", Some(&example.query)),
+            ("positive", Some(&example.positive)),
+            ("negative", example.negative.as_ref()),
+            ("context", example.context.as_ref()),
+        ];
+        for (field, text) in texts {
             if text.is_some_and(|t| t.trim().is_empty()) {
                 return Err(format!("empty `{field}` text"));
             }
@@ -177,7 +186,7 @@ impl ParallelCorpusBuilder {
                 groups_by_language[l as usize].push(gi as u32);
             }
         }
-        ParallelCorpus { name: self.name.into(), languages, groups, groups_by_language }
+        ParallelCorpus { name: self.name.into(), languages, groups, groups_by_language, fingerprint: OnceLock::new() }
     }
 }
 
@@ -214,12 +223,26 @@ fn assign_answer_clusters(groups: &mut [ParallelGroup]) {
 impl ParallelCorpus {
     /// Builds the training view of a LAReQA dataset: per id and language, the question, its
     /// answer sentence (the positive) and the paragraph (the context).
-    pub fn from_lareqa(dataset: &LareqaDataset, negatives: NegativePolicy) -> Self {
+    ///
+    /// Data from [`LareqaDataset::load_dir`] always converts; a dataset assembled or edited by
+    /// hand (its fields are public) can still hold what the loader refuses — the same id twice
+    /// in one language (two entries for one language), an empty id or text, a question pointing
+    /// past its paragraphs or sentences — and is then refused with the file and the question.
+    pub fn from_lareqa(dataset: &LareqaDataset, negatives: NegativePolicy) -> Result<Self> {
         let mut builder = ParallelCorpusBuilder::new(dataset.name.clone());
         for language in &dataset.languages {
-            for q in &language.questions {
-                let para = &language.paragraphs[q.paragraph];
-                let positive = para.sentences[q.sentence].clone();
+            for (qi, q) in language.questions.iter().enumerate() {
+                let error = |message: String| DataError::Format {
+                    path: language.path.clone(),
+                    place: format!("questions[{qi}] (id {:?})", &*q.id),
+                    message,
+                };
+                let para = language.paragraphs.get(q.paragraph).ok_or_else(|| {
+                    error(format!("paragraph {} does not exist ({} paragraphs)", q.paragraph, language.paragraphs.len()))
+                })?;
+                let positive = para.sentences.get(q.sentence).cloned().ok_or_else(|| {
+                    error(format!("sentence {} does not exist in its paragraph ({} sentences)", q.sentence, para.sentences.len()))
+                })?;
                 let negative = match negatives {
                     NegativePolicy::None => None,
                     NegativePolicy::SameParagraph => {
@@ -229,13 +252,44 @@ impl ParallelCorpus {
                     }
                 };
                 let example = Example { query: q.question.clone(), positive, context: Some(para.context.clone()), negative };
-                // The loader already rejected duplicate ids within a file and empty questions.
-                builder
-                    .push(&q.id, &language.lang, example)
-                    .unwrap_or_else(|e| panic!("validated LAReQA data rejected: {e}"));
+                builder.push(&q.id, &language.lang, example).map_err(error)?;
             }
         }
-        builder.build()
+        Ok(builder.build())
+    }
+
+    /// A content hash of the corpus: every id, language, query, positive, context and negative
+    /// text and every answer cluster, in corpus order. Equal corpora give equal fingerprints on
+    /// every run and platform (FNV-1a over a fixed byte encoding; std's hasher is randomly
+    /// seeded), and any edit — a changed text, a reordered or added row — changes it.
+    ///
+    /// Sampler states record it so that a checkpoint is not resumed over a corpus that changed
+    /// since: their queues hold group indices, which would silently point at other examples.
+    /// The name is left out, so a renamed or moved file still resumes. Not a cryptographic hash.
+    pub fn fingerprint(&self) -> u64 {
+        *self.fingerprint.get_or_init(|| {
+            let mut h = Fnv1a::new();
+            // A version tag: a future change of the encoding must not collide with this one.
+            h.str("hybrid-ir parallel corpus v1");
+            h.count(self.languages.len());
+            for lang in &self.languages {
+                h.str(lang);
+            }
+            h.count(self.groups.len());
+            for g in &self.groups {
+                h.str(&g.id);
+                h.count(g.cluster as usize);
+                h.count(g.versions.len());
+                for (lang, ex) in &g.versions {
+                    h.count(*lang as usize);
+                    h.str(&ex.query);
+                    h.str(&ex.positive);
+                    h.opt_str(ex.context.as_deref());
+                    h.opt_str(ex.negative.as_deref());
+                }
+            }
+            h.finish()
+        })
     }
 
     /// Corpus name.
@@ -305,6 +359,8 @@ impl ParallelCorpus {
         for g in &self.groups {
             let target = if every > 0 && fnv1a(g.id.as_bytes()) % every as u64 == 0 { &mut held } else { &mut train };
             for (l, ex) in &g.versions {
+                // An invariant, not input validation: every entry of a built corpus passed these
+                // same checks once, and each (id, lang) goes to exactly one of the two parts.
                 target.push(&g.id, &self.languages[*l as usize], ex.clone()).expect("source corpus is valid");
             }
         }
@@ -344,5 +400,47 @@ impl ParallelCorpus {
 
 /// FNV-1a: a tiny stable hash (std's hasher is randomly seeded, which would make splits vary).
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+    let mut h = Fnv1a::new();
+    h.bytes(bytes);
+    h.finish()
+}
+
+/// Streaming 64-bit FNV-1a. Fields are written with their length first, so that moving text
+/// between two neighbouring fields ("ab", "c" vs "a", "bc") changes the hash.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn new() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// A count, as 8 little-endian bytes (the same on 32- and 64-bit platforms).
+    fn count(&mut self, n: usize) {
+        self.bytes(&(n as u64).to_le_bytes());
+    }
+
+    fn str(&mut self, text: &str) {
+        self.count(text.len());
+        self.bytes(text.as_bytes());
+    }
+
+    fn opt_str(&mut self, text: Option<&str>) {
+        match text {
+            None => self.bytes(&[0]),
+            Some(text) => {
+                self.bytes(&[1]);
+                self.str(text);
+            }
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }

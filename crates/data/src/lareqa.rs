@@ -10,14 +10,14 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::error::{DataError, Result};
 use crate::Lang;
+use crate::error::{DataError, Result};
 
 /// The two LAReQA benchmarks shipped with the project's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -43,9 +43,7 @@ impl LareqaBenchmark {
         match name {
             "xquad-r" | "xquad_r" | "xquadr" => Ok(LareqaBenchmark::XquadR),
             "mlqa-r" | "mlqa_r" | "mlqar" => Ok(LareqaBenchmark::MlqaR),
-            other => Err(DataError::Config(format!(
-                "unknown benchmark `{other}` (expected `xquad-r` or `mlqa-r`)"
-            ))),
+            other => Err(DataError::Config(format!("unknown benchmark `{other}` (expected `xquad-r` or `mlqa-r`)"))),
         }
     }
 
@@ -65,6 +63,9 @@ impl std::fmt::Display for LareqaBenchmark {
         f.write_str(self.name())
     }
 }
+
+/// The UTF-8 byte order mark.
+pub(crate) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 // ---- raw file layout (deserialised by key name: the two datasets order keys differently) ----
 
@@ -195,7 +196,13 @@ impl LareqaDataset {
         let languages = files
             .iter()
             .map(|path| {
-                let lang = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+                // The language code is the file stem; one that is not UTF-8 (possible on Unix)
+                // cannot be a language code, and must not silently become an empty one.
+                let lang = path.file_stem().and_then(|s| s.to_str()).ok_or_else(|| DataError::Format {
+                    path: path.clone(),
+                    place: "file name".into(),
+                    message: "the file name (the language code) is not valid UTF-8".into(),
+                })?;
                 load_language(path, lang)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -207,10 +214,8 @@ impl LareqaDataset {
         let mut sorted: Vec<&str> = langs.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        let languages = sorted
-            .iter()
-            .map(|lang| load_language(&dir.join(format!("{lang}.json")), lang))
-            .collect::<Result<Vec<_>>>()?;
+        let languages =
+            sorted.iter().map(|lang| load_language(&dir.join(format!("{lang}.json")), lang)).collect::<Result<Vec<_>>>()?;
         Ok(LareqaDataset { name: name.to_string(), languages })
     }
 
@@ -220,16 +225,24 @@ impl LareqaDataset {
     }
 }
 
-/// Parses and validates one language file.
+/// Parses and validates one language file. A UTF-8 byte order mark at its start is skipped
+/// (editors on Windows write one; JSON itself does not allow it).
+///
+/// Besides well-formed JSON in the LAReQA layout, every record must be usable for training and
+/// evaluation: question ids and questions non-empty, every sentence non-blank (each one is a
+/// retrieval candidate, and an answer sentence is a training positive), ids unique in the file,
+/// and each answer at its offset inside a sentence break.
 pub fn load_language(path: &Path, lang: &str) -> Result<LareqaLanguage> {
+    let format_err = |place: String, message: String| DataError::Format { path: path.to_path_buf(), place, message };
+    if lang.trim().is_empty() {
+        return Err(format_err("file name".into(), "empty language code (it is the file stem)".into()));
+    }
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let raw: RawFile = serde_json::from_reader(BufReader::with_capacity(1 << 20, file))
-        .map_err(|e| DataError::json(path, &e))?;
-    let format_err = |place: String, message: String| DataError::Format {
-        path: path.to_path_buf(),
-        place,
-        message,
-    };
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    if reader.fill_buf().map_err(|e| DataError::io(path, e))?.starts_with(UTF8_BOM) {
+        reader.consume(UTF8_BOM.len());
+    }
+    let raw: RawFile = serde_json::from_reader(reader).map_err(|e| DataError::json(path, &e))?;
 
     let mut paragraphs = Vec::new();
     let mut questions = Vec::new();
@@ -246,34 +259,36 @@ pub fn load_language(path: &Path, lang: &str) -> Result<LareqaLanguage> {
             if para.sentences.len() != para.sentence_breaks.len() {
                 return Err(format_err(
                     place(""),
-                    format!(
-                        "{} sentences but {} sentence_breaks",
-                        para.sentences.len(),
-                        para.sentence_breaks.len()
-                    ),
+                    format!("{} sentences but {} sentence_breaks", para.sentences.len(), para.sentence_breaks.len()),
                 ));
+            }
+            for (si, sentence) in para.sentences.iter().enumerate() {
+                if sentence.trim().is_empty() {
+                    return Err(format_err(
+                        place(&format!(" sentences[{si}]")),
+                        "blank sentence: every sentence is a retrieval candidate and must have text".into(),
+                    ));
+                }
             }
             for (si, [start, end]) in para.sentence_breaks.iter().copied().enumerate() {
                 if start > end || end > context_chars {
                     return Err(format_err(
                         place(&format!(" sentence_breaks[{si}]")),
-                        format!(
-                            "break [{start}, {end}) does not fit the context ({context_chars} code points)"
-                        ),
+                        format!("break [{start}, {end}) does not fit the context ({context_chars} code points)"),
                     ));
                 }
             }
             let p_index = paragraphs.len();
             for (qi, qa) in para.qas.into_iter().enumerate() {
                 let qplace = place(&format!(" qas[{qi}] (id {})", qa.id));
+                if qa.id.trim().is_empty() {
+                    return Err(format_err(qplace, "empty question id".into()));
+                }
                 if qa.question.trim().is_empty() {
                     return Err(format_err(qplace, "empty question".into()));
                 }
                 let [answer] = <[RawAnswer; 1]>::try_from(qa.answers).map_err(|answers| {
-                    format_err(
-                        qplace.clone(),
-                        format!("expected exactly 1 answer, found {}", answers.len()),
-                    )
+                    format_err(qplace.clone(), format!("expected exactly 1 answer, found {}", answers.len()))
                 })?;
                 if answer.answer_start >= context_chars {
                     return Err(format_err(
@@ -289,10 +304,7 @@ pub fn load_language(path: &Path, lang: &str) -> Result<LareqaLanguage> {
                 if !para.context.chars().skip(answer.answer_start).take(n).eq(answer.text.chars()) {
                     return Err(format_err(
                         qplace,
-                        format!(
-                            "answer text {:?} is not at code point {} of the context",
-                            answer.text, answer.answer_start
-                        ),
+                        format!("answer text {:?} is not at code point {} of the context", answer.text, answer.answer_start),
                     ));
                 }
                 let sentence = para
@@ -300,13 +312,7 @@ pub fn load_language(path: &Path, lang: &str) -> Result<LareqaLanguage> {
                     .iter()
                     .position(|&[s, e]| s <= answer.answer_start && answer.answer_start < e)
                     .ok_or_else(|| {
-                        format_err(
-                            qplace.clone(),
-                            format!(
-                                "answer_start {} lies in no sentence break",
-                                answer.answer_start
-                            ),
-                        )
+                        format_err(qplace.clone(), format!("answer_start {} lies in no sentence break", answer.answer_start))
                     })?;
                 if !seen_ids.insert(qa.id.clone()) {
                     return Err(format_err(qplace, "duplicate question id in this file".into()));

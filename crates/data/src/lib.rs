@@ -12,10 +12,10 @@ pub use benchmark::{BenchmarkCandidate, BenchmarkQuery, BenchmarkStats, Retrieva
 
 pub use error::{DataError, Result};
 pub use lareqa::{LareqaBenchmark, LareqaDataset};
-pub use paths::{locate_data_root, resolve_data_dir, DATA_ENV};
+pub use paths::{DATA_ENV, locate_data_root, resolve_data_dir};
 
-pub use user_corpus::load_user_corpus;
 pub use corpus::{CorpusStats, Example, NegativePolicy, ParallelCorpus, ParallelCorpusBuilder, ParallelGroup};
+pub use user_corpus::load_user_corpus;
 
 /// A language code such as `en` or `zh`. Shared, cheap to clone.
 pub type Lang = std::sync::Arc<str>;

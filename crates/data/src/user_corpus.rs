@@ -1,13 +1,15 @@
 //! User corpora: one row per (id, language) with columns `id, lang, query, positive`, optional
 //! `negative` (hard negative) and `context` (the positive's paragraph), from
-//! - JSONL (`.jsonl`, `.ndjson`): one JSON object per line; blank lines are allowed and ignored;
+//! - JSONL (`.jsonl`, `.ndjson`): one JSON object per line, UTF-8 (a byte order mark at the start
+//!   of the file is skipped); blank lines are allowed and ignored;
 //! - Parquet (`.parquet`) or Arrow IPC (`.arrow`, `.ipc`, `.feather`): string columns
-//!   (`utf8`, `large_utf8` or `utf8_view`).
+//!   (`utf8`, `large_utf8` or `utf8_view`). These need the crate feature `parquet` (on by
+//!   default); a build without it refuses such files with an error naming the feature.
 //!
 //! Rows sharing an `id` are translations of each other. Nothing is dropped silently: a value of
-//! the wrong type, a missing or empty required text, or a duplicate (id, lang) stops the load with
-//! the file and the row (the line number for JSONL, the 1-based row for columnar files). Extra
-//! columns are ignored.
+//! the wrong type, a missing, empty or whitespace-only id, language or text, a line that is not
+//! UTF-8, or a duplicate (id, lang) stops the load with the file and the row (the line number for
+//! JSONL, the 1-based row for columnar files). Extra columns are ignored.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,14 +17,9 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::DataType;
-
 use crate::corpus::{Example, ParallelCorpus, ParallelCorpusBuilder};
 use crate::error::{DataError, Result};
-
-const REQUIRED: [&str; 4] = ["id", "lang", "query", "positive"];
-const OPTIONAL: [&str; 2] = ["negative", "context"];
+use crate::lareqa::UTF8_BOM;
 
 /// Loads a user corpus, choosing the reader by file extension. The corpus is named after the
 /// file stem.
@@ -74,10 +71,8 @@ impl<'a> RowSink<'a> {
     fn push(&mut self, row_number: usize, row: Row) -> Result<()> {
         let key = (row.id.clone(), row.lang.clone());
         if let Some(first) = self.first_row.get(&key) {
-            return Err(self.row_error(
-                row_number,
-                format!("duplicate (id, lang) = ({}, {}); first seen at row {first}", row.id, row.lang),
-            ));
+            return Err(self
+                .row_error(row_number, format!("duplicate (id, lang) = ({}, {}); first seen at row {first}", row.id, row.lang)));
         }
         let example = Example {
             query: Arc::from(row.query),
@@ -92,11 +87,7 @@ impl<'a> RowSink<'a> {
 
     fn finish(self) -> Result<ParallelCorpus> {
         if self.first_row.is_empty() {
-            return Err(DataError::Format {
-                path: self.path.to_path_buf(),
-                place: "file".into(),
-                message: "no rows".into(),
-            });
+            return Err(DataError::Format { path: self.path.to_path_buf(), place: "file".into(), message: "no rows".into() });
         }
         Ok(self.builder.build())
     }
@@ -105,42 +96,62 @@ impl<'a> RowSink<'a> {
 /// Reads a JSONL corpus.
 pub fn load_jsonl(path: &Path) -> Result<ParallelCorpus> {
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut reader = BufReader::new(file);
     let mut sink = RowSink::new(path);
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line_no = i + 1;
-        let line = line.map_err(|e| DataError::io(path, e))?;
+    let mut buf = Vec::new();
+    let mut line_no = 0;
+    loop {
+        // Lines are read as bytes and decoded here, not with `lines()`: its UTF-8 error is an
+        // io::Error without the line, and a user needs the line to find a stray Latin-1 byte.
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).map_err(|e| DataError::io(path, e))? == 0 {
+            break;
+        }
+        line_no += 1;
+        let mut bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        if line_no == 1 {
+            bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+        }
+        let line = std::str::from_utf8(bytes).map_err(|e| {
+            let valid = &bytes[..e.valid_up_to()];
+            // Valid by construction: `valid_up_to` marks the end of the longest UTF-8 prefix.
+            let column = std::str::from_utf8(valid).map_or(0, |v| v.chars().count()) + 1;
+            sink.row_error(
+                line_no,
+                format!("not valid UTF-8 at column {column} (byte {}); the file must be UTF-8", valid.len() + 1),
+            )
+        })?;
         if line.trim().is_empty() {
             continue;
         }
-        let value: serde_json::Value = serde_json::from_str(&line).map_err(|e| DataError::Json {
-            path: path.to_path_buf(),
-            line: line_no,
-            column: e.column(),
-            message: e.to_string(),
+        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| match DataError::json(path, &e) {
+            // serde_json counts lines within this one line; the file's line is ours.
+            DataError::Json { path, column, message, .. } => DataError::Json { path, line: line_no, column, message },
+            other => other,
         })?;
         let obj = value
             .as_object()
             .ok_or_else(|| sink.row_error(line_no, format!("expected a JSON object, found {}", json_type(&value))))?;
-        let field = |name: &str, required: bool| -> Result<Option<String>> {
+        let optional = |name: &str| -> Result<Option<String>> {
             match obj.get(name) {
-                None | Some(serde_json::Value::Null) if !required => Ok(None),
-                None | Some(serde_json::Value::Null) => {
-                    Err(sink.row_error(line_no, format!("missing required field `{name}`")))
-                }
+                None | Some(serde_json::Value::Null) => Ok(None),
                 Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(sink.row_error(
-                    line_no,
-                    format!("field `{name}` is a {}, expected a string", json_type(other)),
-                )),
+                Some(other) => {
+                    Err(sink.row_error(line_no, format!("field `{name}` is a {}, expected a string", json_type(other))))
+                }
             }
         };
+        let required = |name: &str| -> Result<String> {
+            optional(name)?.ok_or_else(|| sink.row_error(line_no, format!("missing required field `{name}`")))
+        };
         let row = Row {
-            id: field("id", true)?.expect("required"),
-            lang: field("lang", true)?.expect("required"),
-            query: field("query", true)?.expect("required"),
-            positive: field("positive", true)?.expect("required"),
-            negative: field("negative", false)?,
-            context: field("context", false)?,
+            id: required("id")?,
+            lang: required("lang")?,
+            query: required("query")?,
+            positive: required("positive")?,
+            negative: optional("negative")?,
+            context: optional("context")?,
         };
         sink.push(line_no, row)?;
     }
@@ -158,96 +169,153 @@ fn json_type(v: &serde_json::Value) -> &'static str {
     }
 }
 
-/// Reads a Parquet corpus.
+/// Reads a Parquet corpus. Needs the crate feature `parquet` (on by default); without it this
+/// returns an error naming the file and the feature.
 pub fn load_parquet(path: &Path) -> Result<ParallelCorpus> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let columnar = |e: &dyn std::fmt::Display| DataError::Columnar { path: path.to_path_buf(), message: e.to_string() };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| columnar(&e))?
-        .build()
-        .map_err(|e| columnar(&e))?;
-    load_record_batches(path, reader.map(|b| b.map_err(|e| columnar(&e))))
+    columnar::load_parquet(path)
 }
 
-/// Reads an Arrow IPC (file format) corpus.
+/// Reads an Arrow IPC (file format) corpus. Needs the crate feature `parquet` (on by default);
+/// without it this returns an error naming the file and the feature.
 pub fn load_arrow_ipc(path: &Path) -> Result<ParallelCorpus> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let columnar = |e: &dyn std::fmt::Display| DataError::Columnar { path: path.to_path_buf(), message: e.to_string() };
-    let reader = arrow::ipc::reader::FileReader::try_new(BufReader::new(file), None).map_err(|e| columnar(&e))?;
-    load_record_batches(path, reader.map(|b| b.map_err(|e| columnar(&e))))
+    columnar::load_arrow_ipc(path)
 }
 
-fn load_record_batches(path: &Path, batches: impl Iterator<Item = Result<RecordBatch>>) -> Result<ParallelCorpus> {
-    let mut sink = RowSink::new(path);
-    let mut row_offset = 0;
-    for batch in batches {
-        let batch = batch?;
-        let schema = batch.schema();
-        let column = |name: &str, required: bool| -> Result<Option<StringColumn<'_>>> {
-            let Some((idx, field)) = schema.column_with_name(name) else {
-                return if required {
-                    Err(DataError::Column {
-                        path: path.to_path_buf(),
-                        column: name.into(),
-                        message: format!("missing (the file has: {})", column_names(&batch)),
-                    })
-                } else {
-                    Ok(None)
-                };
-            };
-            StringColumn::new(batch.column(idx).as_ref()).map(Some).ok_or_else(|| DataError::Column {
-                path: path.to_path_buf(),
-                column: name.into(),
-                message: format!("unsupported type {}; expected a string column (utf8)", field.data_type()),
-            })
-        };
-        let required: Vec<StringColumn<'_>> =
-            REQUIRED.iter().map(|n| column(n, true).map(|c| c.expect("required"))).collect::<Result<_>>()?;
-        let optional: Vec<Option<StringColumn<'_>>> =
-            OPTIONAL.iter().map(|n| column(n, false)).collect::<Result<_>>()?;
-        for r in 0..batch.num_rows() {
-            let row_number = row_offset + r + 1;
-            let mut values = Vec::with_capacity(4);
-            for (name, col) in REQUIRED.iter().zip(&required) {
-                let v = col.get(r).ok_or_else(|| sink.row_error(row_number, format!("`{name}` is null")))?;
-                values.push(v.to_string());
-            }
-            let opt = |i: usize| optional[i].as_ref().and_then(|c| c.get(r)).map(str::to_string);
-            let [id, lang, query, positive] = <[String; 4]>::try_from(values).expect("four required columns");
-            sink.push(row_number, Row { id, lang, query, positive, negative: opt(0), context: opt(1) })?;
+/// Stand-ins for a build without the `parquet` feature: the public loaders keep their
+/// signatures in both builds, so callers compile either way and learn at run time which
+/// feature the file needs.
+#[cfg(not(feature = "parquet"))]
+mod columnar {
+    use std::path::Path;
+
+    use crate::corpus::ParallelCorpus;
+    use crate::error::{DataError, Result};
+
+    pub(super) fn load_parquet(path: &Path) -> Result<ParallelCorpus> {
+        Err(feature_missing(path, "Parquet"))
+    }
+
+    pub(super) fn load_arrow_ipc(path: &Path) -> Result<ParallelCorpus> {
+        Err(feature_missing(path, "Arrow IPC"))
+    }
+
+    fn feature_missing(path: &Path, format: &str) -> DataError {
+        DataError::Format {
+            path: path.to_path_buf(),
+            place: "file format".into(),
+            message: format!(
+                "reading {format} files needs the `parquet` feature of hybrid-ir-data, which this \
+                 build leaves out (it is on by default: enable it with `features = [\"parquet\"]`, \
+                 or convert the corpus to .jsonl)"
+            ),
         }
-        row_offset += batch.num_rows();
     }
-    sink.finish()
 }
 
-fn column_names(batch: &RecordBatch) -> String {
-    batch.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
-}
+/// Parquet and Arrow IPC readers (feature `parquet`: arrow and parquet are by far the crate's
+/// largest dependencies).
+#[cfg(feature = "parquet")]
+mod columnar {
+    use std::fs::File;
+    use std::io::BufReader;
+    use std::path::Path;
 
-/// Read access to a string column of any of Arrow's three string layouts.
-enum StringColumn<'a> {
-    Utf8(&'a arrow::array::StringArray),
-    LargeUtf8(&'a arrow::array::LargeStringArray),
-    View(&'a arrow::array::StringViewArray),
-}
+    use arrow::array::{Array, AsArray, RecordBatch};
+    use arrow::datatypes::DataType;
 
-impl<'a> StringColumn<'a> {
-    fn new(array: &'a dyn Array) -> Option<Self> {
-        Some(match array.data_type() {
-            DataType::Utf8 => StringColumn::Utf8(array.as_string::<i32>()),
-            DataType::LargeUtf8 => StringColumn::LargeUtf8(array.as_string::<i64>()),
-            DataType::Utf8View => StringColumn::View(array.as_string_view()),
-            _ => return None,
-        })
+    use super::{Row, RowSink};
+    use crate::corpus::ParallelCorpus;
+    use crate::error::{DataError, Result};
+
+    pub(super) fn load_parquet(path: &Path) -> Result<ParallelCorpus> {
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        let columnar = |e: &dyn std::fmt::Display| DataError::Columnar { path: path.to_path_buf(), message: e.to_string() };
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| columnar(&e))?.build().map_err(|e| columnar(&e))?;
+        load_record_batches(path, reader.map(|b| b.map_err(|e| columnar(&e))))
     }
 
-    fn get(&self, i: usize) -> Option<&'a str> {
-        match self {
-            StringColumn::Utf8(a) => a.is_valid(i).then(|| a.value(i)),
-            StringColumn::LargeUtf8(a) => a.is_valid(i).then(|| a.value(i)),
-            StringColumn::View(a) => a.is_valid(i).then(|| a.value(i)),
+    pub(super) fn load_arrow_ipc(path: &Path) -> Result<ParallelCorpus> {
+        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        let columnar = |e: &dyn std::fmt::Display| DataError::Columnar { path: path.to_path_buf(), message: e.to_string() };
+        let reader = arrow::ipc::reader::FileReader::try_new(BufReader::new(file), None).map_err(|e| columnar(&e))?;
+        load_record_batches(path, reader.map(|b| b.map_err(|e| columnar(&e))))
+    }
+
+    fn load_record_batches(path: &Path, batches: impl Iterator<Item = Result<RecordBatch>>) -> Result<ParallelCorpus> {
+        let mut sink = RowSink::new(path);
+        let mut row_offset = 0;
+        for batch in batches {
+            let batch = batch?;
+            let schema = batch.schema();
+            let optional = |name: &str| -> Result<Option<StringColumn<'_>>> {
+                let Some((idx, field)) = schema.column_with_name(name) else {
+                    return Ok(None);
+                };
+                StringColumn::new(batch.column(idx).as_ref()).map(Some).ok_or_else(|| DataError::Column {
+                    path: path.to_path_buf(),
+                    column: name.into(),
+                    message: format!("unsupported type {}; expected a string column (utf8)", field.data_type()),
+                })
+            };
+            let required = |name: &str| -> Result<StringColumn<'_>> {
+                optional(name)?.ok_or_else(|| DataError::Column {
+                    path: path.to_path_buf(),
+                    column: name.into(),
+                    message: format!("missing (the file has: {})", column_names(&batch)),
+                })
+            };
+            let (id, lang, query, positive) = (required("id")?, required("lang")?, required("query")?, required("positive")?);
+            let (negative, context) = (optional("negative")?, optional("context")?);
+            for r in 0..batch.num_rows() {
+                let row_number = row_offset + r + 1;
+                let value = |name: &str, col: &StringColumn<'_>| -> Result<String> {
+                    col.get(r).map(str::to_string).ok_or_else(|| sink.row_error(row_number, format!("`{name}` is null")))
+                };
+                let opt = |col: &Option<StringColumn<'_>>| col.as_ref().and_then(|c| c.get(r)).map(str::to_string);
+                let row = Row {
+                    id: value("id", &id)?,
+                    lang: value("lang", &lang)?,
+                    query: value("query", &query)?,
+                    positive: value("positive", &positive)?,
+                    negative: opt(&negative),
+                    context: opt(&context),
+                };
+                sink.push(row_number, row)?;
+            }
+            row_offset += batch.num_rows();
+        }
+        sink.finish()
+    }
+
+    fn column_names(batch: &RecordBatch) -> String {
+        batch.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Read access to a string column of any of Arrow's three string layouts.
+    enum StringColumn<'a> {
+        Utf8(&'a arrow::array::StringArray),
+        LargeUtf8(&'a arrow::array::LargeStringArray),
+        View(&'a arrow::array::StringViewArray),
+    }
+
+    impl<'a> StringColumn<'a> {
+        fn new(array: &'a dyn Array) -> Option<Self> {
+            Some(match array.data_type() {
+                DataType::Utf8 => StringColumn::Utf8(array.as_string::<i32>()),
+                DataType::LargeUtf8 => StringColumn::LargeUtf8(array.as_string::<i64>()),
+                DataType::Utf8View => StringColumn::View(array.as_string_view()),
+                _ => return None,
+            })
+        }
+
+        fn get(&self, i: usize) -> Option<&'a str> {
+            match self {
+                StringColumn::Utf8(a) => a.is_valid(i).then(|| a.value(i)),
+                StringColumn::LargeUtf8(a) => a.is_valid(i).then(|| a.value(i)),
+                StringColumn::View(a) => a.is_valid(i).then(|| a.value(i)),
+            }
         }
     }
 }

@@ -24,7 +24,13 @@ fn answer_offsets_are_code_points_into_the_unstripped_context() {
             for q in &lang.questions {
                 let para = &lang.paragraphs[q.paragraph];
                 let n = q.answer.chars().count();
-                assert_eq!(slice_chars(&para.context, q.answer_start, q.answer_start + n), &*q.answer, "{} {}", lang.path.display(), q.id);
+                assert_eq!(
+                    slice_chars(&para.context, q.answer_start, q.answer_start + n),
+                    &*q.answer,
+                    "{} {}",
+                    lang.path.display(),
+                    q.id
+                );
                 let [s, e] = para.sentence_breaks[q.sentence];
                 assert!(s <= q.answer_start && q.answer_start < e);
                 answers += 1;
@@ -150,4 +156,91 @@ fn multiple_answers_are_refused() {
 fn missing_directory_names_the_path() {
     let err = LareqaBenchmark::XquadR.load(Path::new("/nonexistent/data")).unwrap_err().to_string();
     assert!(err.contains("/nonexistent/data/xquad-r"), "{err}");
+}
+
+// ---- records the loader must refuse, because they would break the training view later ----
+
+#[test]
+fn empty_question_id_is_refused_with_file_and_record() {
+    // It used to load, then panic in ParallelCorpus::from_lareqa ("validated LAReQA data rejected").
+    let (msg, err) = load_err(&GOOD.replace(r#""id": "q1""#, r#""id": """#));
+    assert!(matches!(err, DataError::Format { .. }), "{msg}");
+    assert!(msg.contains("xx.json") && msg.contains(r#"data[0] "T" paragraphs[0] qas[0]"#), "{msg}");
+    assert!(msg.contains("empty question id"), "{msg}");
+}
+
+#[test]
+fn blank_answer_sentence_is_refused_with_file_and_record() {
+    // The answer still sits at its offset in the context; only the candidate text is blank.
+    let (msg, _) = load_err(&GOOD.replace(r#""Gamma delta.""#, r#""   ""#));
+    assert!(msg.contains("xx.json") && msg.contains(r#"paragraphs[0] sentences[1]"#), "{msg}");
+    assert!(msg.contains("blank sentence"), "{msg}");
+    // A blank neighbour would have become a blank hard negative.
+    let (msg, _) = load_err(&GOOD.replace(r#""Alpha beta.""#, "\"\\t \""));
+    assert!(msg.contains("sentences[0]") && msg.contains("blank sentence"), "{msg}");
+}
+
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "en.json", &format!("\u{feff}{GOOD}"));
+    let lang = load_language(&path, "en").unwrap();
+    assert_eq!(lang.questions.len(), 1);
+}
+
+#[test]
+fn empty_language_code_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "en.json", GOOD);
+    let msg = load_language(&path, " ").unwrap_err().to_string();
+    assert!(msg.contains("en.json: file name: empty language code"), "{msg}");
+}
+
+#[cfg(unix)]
+#[test]
+fn non_utf8_file_name_is_refused_not_turned_into_an_empty_language() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"\xff\xfe.json");
+    std::fs::write(dir.path().join(name), GOOD).unwrap();
+    // It used to load as language "", then panic in ParallelCorpus::from_lareqa.
+    let err = hybrid_ir_data::LareqaDataset::load_dir("t", dir.path()).unwrap_err().to_string();
+    assert!(err.contains("file name") && err.contains("not valid UTF-8"), "{err}");
+}
+
+fn good_language() -> hybrid_ir_data::lareqa::LareqaLanguage {
+    let dir = tempfile::tempdir().unwrap();
+    load_language(&write(dir.path(), "en.json", GOOD), "en").unwrap()
+}
+
+#[test]
+fn from_lareqa_refuses_duplicate_ids_instead_of_panicking() {
+    use hybrid_ir_data::{LareqaDataset, NegativePolicy, ParallelCorpus};
+    let en = good_language();
+    // Two entries for one language (a hand-assembled dataset): id q1 twice in `en`.
+    let dataset = LareqaDataset { name: "t".into(), languages: vec![en.clone(), en] };
+    let err = ParallelCorpus::from_lareqa(&dataset, NegativePolicy::None).unwrap_err().to_string();
+    assert!(err.contains("en.json") && err.contains(r#"(id "q1")"#), "{err}");
+    assert!(err.contains("duplicate (id, lang) = (q1, en)"), "{err}");
+}
+
+#[test]
+fn from_lareqa_refuses_hand_edited_records_instead_of_panicking() {
+    use hybrid_ir_data::{LareqaDataset, NegativePolicy, ParallelCorpus};
+    let edit = |f: &dyn Fn(&mut hybrid_ir_data::lareqa::LareqaLanguage)| {
+        let mut en = good_language();
+        f(&mut en);
+        let dataset = LareqaDataset { name: "t".into(), languages: vec![en] };
+        ParallelCorpus::from_lareqa(&dataset, NegativePolicy::SameParagraph).unwrap_err().to_string()
+    };
+    let msg = edit(&|en| en.questions[0].id = "".into());
+    assert!(msg.contains("en.json") && msg.contains("empty `id`"), "{msg}");
+    let msg = edit(&|en| en.paragraphs[0].sentences[1] = "  ".into());
+    assert!(msg.contains("empty `positive` text"), "{msg}");
+    let msg = edit(&|en| en.paragraphs[0].sentences[0] = " ".into());
+    assert!(msg.contains("empty `negative` text"), "{msg}");
+    let msg = edit(&|en| en.questions[0].sentence = 7);
+    assert!(msg.contains("sentence 7 does not exist"), "{msg}");
+    let msg = edit(&|en| en.questions[0].paragraph = 3);
+    assert!(msg.contains("paragraph 3 does not exist"), "{msg}");
 }

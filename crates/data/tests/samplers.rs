@@ -11,7 +11,7 @@ use hybrid_ir_data::{LareqaBenchmark, NegativePolicy, ParallelCorpus};
 
 fn corpus(benchmark: LareqaBenchmark) -> Arc<ParallelCorpus> {
     let dataset = benchmark.load(&support::data_root()).unwrap();
-    Arc::new(ParallelCorpus::from_lareqa(&dataset, NegativePolicy::SameParagraph))
+    Arc::new(ParallelCorpus::from_lareqa(&dataset, NegativePolicy::SameParagraph).unwrap())
 }
 
 fn config(kind: SamplerKind, alpha: f64, seed: u64) -> SamplerConfig {
@@ -194,7 +194,7 @@ fn small_language_gives_smaller_mono_batches_not_duplicates() {
 fn assert_resume_is_exact(mut make: impl FnMut() -> Box<dyn BatchSampler>, name: &str) {
     let mut straight = make();
     let first: Vec<_> = (0..37).map(|_| straight.next_batch()).collect();
-    let saved = serde_json::to_string(&straight.state()).unwrap();
+    let saved = serde_json::to_string(&straight.state().unwrap()).unwrap();
     let continued: Vec<_> = (0..53).map(|_| straight.next_batch()).collect();
 
     let mut resumed = make();
@@ -225,7 +225,7 @@ fn state_of_another_sampler_is_refused() {
     let mlqa = corpus(LareqaBenchmark::MlqaR);
     let mono = config(SamplerKind::Mono, 0.5, 1).build(mlqa.clone()).unwrap();
     let mut cross = config(SamplerKind::Cross, 0.5, 1).build(mlqa).unwrap();
-    let err = cross.restore(&mono.state()).unwrap_err().to_string();
+    let err = cross.restore(&mono.state().unwrap()).unwrap_err().to_string();
     assert!(err.contains("sampler `mono`, not `cross`"), "{err}");
 }
 

@@ -31,14 +31,12 @@ impl ChunkedEncoder<BertEncoder> for RandomTexts {
     fn embed(&self, model: &BertEncoder, role: EmbeddingRole, rows: Range<usize>) -> Tensor<2> {
         // Deterministic pseudo-tokens from (role, row, position); every token is real.
         let salt = role as i64 * 7919;
-        let ids: Vec<i64> = rows
-            .clone()
-            .flat_map(|r| (0..SEQ).map(move |p| (salt + r as i64 * 131 + p as i64 * 17) % VOCAB as i64))
-            .collect();
+        let ids: Vec<i64> =
+            rows.clone().flat_map(|r| (0..SEQ).map(move |p| (salt + r as i64 * 131 + p as i64 * 17) % VOCAB as i64)).collect();
         let n = rows.len();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [n, SEQ]), &self.device);
         let mask = Tensor::<2, Int>::ones([n, SEQ], &self.device);
-        model.embed(ids, mask, PoolingConfig::default())
+        model.embed_with(ids, mask, PoolingConfig::default())
     }
 }
 

@@ -79,7 +79,7 @@ impl ChunkedEncoder<BertEncoder> for Texts {
         }
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [n, MAX_LEN]), &self.device);
         let mask = Tensor::<2, Int>::from_data(TensorData::new(mask, [n, MAX_LEN]), &self.device);
-        model.embed(ids, mask, PoolingConfig::default())
+        model.embed_with(ids, mask, PoolingConfig::default())
     }
 }
 
@@ -107,7 +107,10 @@ fn assert_same_grads(what: &str, model: &BertEncoder, got: &GradientsParams, wan
             (Some(g), Some(w)) => {
                 let scale = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
                 let diff = g.iter().zip(w).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-                assert!(diff <= rel * scale + 1e-6 * global, "{what}: param {id} max|diff| {diff:e} > {rel:e} · {scale:e} + 1e-6 · {global:e}");
+                assert!(
+                    diff <= rel * scale + 1e-6 * global,
+                    "{what}: param {id} max|diff| {diff:e} > {rel:e} · {scale:e} + 1e-6 · {global:e}"
+                );
                 compared += 1;
             }
             _ => panic!("{what}: param {id} has a gradient on one side only"),
@@ -120,10 +123,8 @@ fn bert_cached_equals_uncached(device: Device, dropout: f64) {
     let _guard = RNG_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let ad = device.autodiff();
     let keys = [1, 2, 1, 3, 4, 2];
-    let configs = [
-        LossConfig::default(),
-        LossConfig { kind: LossKind::Paper, reduction: Reduction::Sum, ..LossConfig::default() },
-    ];
+    let configs =
+        [LossConfig::default(), LossConfig { kind: LossKind::Paper, reduction: Reduction::Sum, ..LossConfig::default() }];
     for cfg in configs {
         let model = BertEncoder::new(&tiny_config(dropout), false, &ad);
         let texts = Texts::random(5, keys.len(), 1, &ad);

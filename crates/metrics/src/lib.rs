@@ -4,7 +4,10 @@
 //!
 //! - [`measures`]: per-query AP (full ranking, LAReQA), R@k, P@k, MRR@k, nDCG@k (trec_eval
 //!   conventions) and rank distance, all computed from the ranks of the relevant items
-//!   ([`QueryRanks`], [`Metric`]).
+//!   ([`QueryRanks`], [`Metric`]). The set is open: implement [`Measure`] (or wrap a closure in
+//!   [`MeasureFn`]) and your measure is scored next to the built-ins by [`evaluate_run`] and,
+//!   through [`EvalOptions::extra_measures`], in the LAReQA report and tables (averaged over
+//!   queries like the built-ins; see [`measures`](measures#your-own-measures)).
 //! - [`rank`]: ranks by counting, the tie rule (equal scores: earlier candidate first), score
 //!   functions.
 //! - [`engine`]: ranks of every query's relevant candidates in a pool of any size from
@@ -26,15 +29,13 @@ pub mod rank;
 pub mod table;
 pub mod trec;
 
-
-pub use embeddings::{read_embeddings, write_embeddings, EmbeddingKind, EmbeddingTable};
-pub use engine::{relevant_rank_counts, EngineOptions, RelevantRankCounts};
+pub use embeddings::{EmbeddingKind, EmbeddingTable, read_embeddings, write_embeddings};
+pub use engine::{EngineOptions, RelevantRankCounts, relevant_rank_counts};
 pub use error::{MetricsError, Result};
-pub use lareqa::{evaluate_benchmark, BenchmarkEmbeddings, EvalOptions, LareqaReport, LanguageScores, Scores, SettingScores};
-pub use measures::{Metric, QueryRanks};
-pub use rank::{ranks_of, ScoreFunction};
-pub use trec::{evaluate_run, Qrels, Run, TrecReport};
-
+pub use lareqa::{BenchmarkEmbeddings, EvalOptions, LanguageScores, LareqaReport, Scores, SettingScores, evaluate_benchmark};
+pub use measures::{Measure, MeasureFn, Metric, QueryRanks};
+pub use rank::{ScoreFunction, ranks_of};
+pub use trec::{Qrels, Run, TrecReport, evaluate_run};
 
 /// The README's example, compiled and run as a doctest.
 #[doc = include_str!("../README.md")]

@@ -15,9 +15,27 @@
 //!   of all relevant items sorted in decreasing order. With 0/1 grades (MIRACL) linear and
 //!   exponential (2^g − 1) gain coincide.
 //! - Rank distance = max rank − min rank over the relevant items (0 with one relevant item).
+//!
+//! # Your own measures
+//!
+//! The set is open: anything that implements [`Measure`] (a name and a per-query value computed
+//! from [`QueryRanks`]) can be scored next to the built-ins, in a TREC report
+//! ([`crate::evaluate_run`]) and in the LAReQA report and tables
+//! ([`crate::EvalOptions::extra_measures`]). [`Metric`] is the closed, parsable (`FromStr`,
+//! serde) set of built-ins and implements [`Measure`] itself; [`MeasureFn`] turns a closure into
+//! a measure.
+//!
+//! **Aggregation.** Every report aggregates a measure the same way as the built-ins: the
+//! per-query values are averaged (arithmetic mean) over the evaluated queries of a unit (a TREC
+//! run; a LAReQA pair, language or setting), and a per-query value that is NaN ("undefined for
+//! this query", like [`QueryRanks::rank_distance`] when a relevant item is unranked) counts as
+//! 0. LAReQA macro averages are then unweighted means over languages or pairs, as for mAP. A
+//! measure that needs another aggregation (a geometric mean, a median) has to be computed from
+//! the per-query values of [`crate::TrecReport::per_query`] instead.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +94,16 @@ impl QueryRanks {
         self.hits.iter().map(|&(r, _)| r)
     }
 
+    /// (1-based rank, grade > 0) of each retrieved relevant item, rank ascending.
+    pub fn hits(&self) -> &[(u64, u32)] {
+        &self.hits
+    }
+
+    /// Grades of all relevant items (retrieved or not), descending: the ideal ranking's gains.
+    pub fn relevant_grades(&self) -> &[u32] {
+        &self.ideal
+    }
+
     /// Average precision over the full ranking (0 when there is no relevant item).
     pub fn average_precision(&self) -> f64 {
         average_precision_sorted(self.ranks(), self.num_relevant())
@@ -107,12 +135,7 @@ impl QueryRanks {
 
     /// nDCG at cutoff `k`, linear gain (trec_eval `ndcg_cut`).
     pub fn ndcg_at(&self, k: u64) -> f64 {
-        let dcg: f64 = self
-            .hits
-            .iter()
-            .take_while(|&&(r, _)| r <= k)
-            .map(|&(r, g)| g as f64 / ((r + 1) as f64).log2())
-            .sum();
+        let dcg: f64 = self.hits.iter().take_while(|&&(r, _)| r <= k).map(|&(r, g)| g as f64 / ((r + 1) as f64).log2()).sum();
         let idcg: f64 = self
             .ideal
             .iter()
@@ -154,7 +177,161 @@ pub fn average_precision_sorted(ranks: impl IntoIterator<Item = u64>, num_releva
     sum / num_relevant as f64
 }
 
-/// A per-query measure; averaged over queries it gives the reported score.
+/// A per-query retrieval measure, computed from the ranks of the query's relevant items.
+///
+/// Implement it to add a measure to the reports: [`crate::evaluate_run`] (TREC) scores any
+/// slice of measures, and [`crate::EvalOptions::extra_measures`] adds measures to every unit
+/// of the LAReQA report (the `extra` map of [`crate::Scores`]) and to the Table 1 text table.
+/// The reports average [`Measure::score`] over queries (a NaN value counts as 0; see the
+/// [module docs](self#your-own-measures)).
+///
+/// ```
+/// use hybrid_ir_metrics::{Measure, QueryRanks};
+///
+/// /// 1 if a relevant item is in the top k, else 0 (its mean is "success@k").
+/// struct Success(u64);
+///
+/// impl Measure for Success {
+///     fn name(&self) -> String {
+///         format!("success@{}", self.0)
+///     }
+///     fn score(&self, ranks: &QueryRanks) -> f64 {
+///         if ranks.ranks().next().is_some_and(|r| r <= self.0) { 1.0 } else { 0.0 }
+///     }
+/// }
+///
+/// assert_eq!(Success(3).score(&QueryRanks::binary([3, 8]).unwrap()), 1.0);
+/// assert_eq!(Success(3).score(&QueryRanks::binary([4]).unwrap()), 0.0);
+/// ```
+pub trait Measure: Send + Sync {
+    /// The measure's name: its key in the reports (`TrecReport::metrics`, `Scores::extra`) and
+    /// its column header. Measures scored together must have distinct, non-empty names.
+    fn name(&self) -> String;
+
+    /// The value for one query. Return NaN when the measure is undefined for this query (it
+    /// then counts as 0 in the means, like the built-in rank distance).
+    fn score(&self, ranks: &QueryRanks) -> f64;
+}
+
+impl Measure for Metric {
+    fn name(&self) -> String {
+        self.to_string()
+    }
+
+    fn score(&self, ranks: &QueryRanks) -> f64 {
+        ranks.value(*self)
+    }
+}
+
+impl<M: Measure + ?Sized> Measure for &M {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    fn score(&self, ranks: &QueryRanks) -> f64 {
+        (**self).score(ranks)
+    }
+}
+
+impl<M: Measure + ?Sized> Measure for Box<M> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    fn score(&self, ranks: &QueryRanks) -> f64 {
+        (**self).score(ranks)
+    }
+}
+
+impl<M: Measure + ?Sized> Measure for Arc<M> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    fn score(&self, ranks: &QueryRanks) -> f64 {
+        (**self).score(ranks)
+    }
+}
+
+impl fmt::Debug for dyn Measure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Measure").field(&self.name()).finish()
+    }
+}
+
+/// A [`Measure`] from a name and a closure over [`QueryRanks`].
+///
+/// ```
+/// use hybrid_ir_metrics::{Measure, MeasureFn, QueryRanks};
+///
+/// // Reciprocal rank of the last retrieved relevant item.
+/// let rr_last = MeasureFn::new("rr_last", |q: &QueryRanks| q.ranks().last().map_or(0.0, |r| 1.0 / r as f64));
+/// assert_eq!(rr_last.score(&QueryRanks::binary([2, 4]).unwrap()), 0.25);
+/// assert_eq!(rr_last.name(), "rr_last");
+/// ```
+#[derive(Clone)]
+pub struct MeasureFn<F> {
+    name: String,
+    f: F,
+}
+
+impl<F> MeasureFn<F>
+where
+    F: Fn(&QueryRanks) -> f64 + Send + Sync,
+{
+    /// A measure named `name` whose per-query value is `f(ranks)`.
+    pub fn new(name: impl Into<String>, f: F) -> Self {
+        MeasureFn { name: name.into(), f }
+    }
+}
+
+impl<F> Measure for MeasureFn<F>
+where
+    F: Fn(&QueryRanks) -> f64 + Send + Sync,
+{
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn score(&self, ranks: &QueryRanks) -> f64 {
+        (self.f)(ranks)
+    }
+}
+
+impl<F> fmt::Debug for MeasureFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeasureFn").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// The value of `measure` for one query as the reports aggregate it: NaN (undefined) counts as 0.
+pub fn aggregated_value<M: Measure + ?Sized>(measure: &M, ranks: &QueryRanks) -> f64 {
+    match measure.score(ranks) {
+        v if v.is_nan() => 0.0,
+        v => v,
+    }
+}
+
+/// The names of `measures`, checked to be non-empty and distinct (what a report keyed by name
+/// needs).
+pub fn checked_names<M: Measure>(measures: &[M]) -> Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::with_capacity(measures.len());
+    for m in measures {
+        let name = m.name();
+        if name.trim().is_empty() {
+            return Err(MetricsError::Invalid("a measure has an empty name".into()));
+        }
+        if names.contains(&name) {
+            return Err(MetricsError::Invalid(format!("two measures are named `{name}`: names key the report")));
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// The built-in measures: the parsable (`FromStr`, `Display`, serde as the name) set used by
+/// the CLI and TREC scoring. Each one is a [`Measure`]; per query it is averaged over queries
+/// to give the reported score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Metric {
     /// Average precision over the full ranking (its mean is mAP). Name `map`.
@@ -197,7 +374,9 @@ impl FromStr for Metric {
     /// `r@k`, `precision@k` and `rd` are accepted too).
     fn from_str(s: &str) -> Result<Self> {
         let lower = s.trim().to_ascii_lowercase();
-        let bad = || MetricsError::Invalid(format!("unknown metric `{s}` (expected map, recall@k, p@k, mrr@k, ndcg@k or rank_distance)"));
+        let bad = || {
+            MetricsError::Invalid(format!("unknown metric `{s}` (expected map, recall@k, p@k, mrr@k, ndcg@k or rank_distance)"))
+        };
         match lower.as_str() {
             "map" | "ap" => return Ok(Metric::AveragePrecision),
             "rank_distance" | "rd" => return Ok(Metric::RankDistance),

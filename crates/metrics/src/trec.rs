@@ -9,6 +9,9 @@
 //! - Averages are over the qrels queries with at least one relevant document. A query absent
 //!   from the run scores 0 on every metric (`trec_eval -c`); queries of the run without qrels
 //!   and qrels queries without relevant documents are left out. All three are counted.
+//! - Measures: [`evaluate_run`] scores any list of [`Measure`]s — the built-in
+//!   [`Metric`](crate::Metric)s and your own — each as the mean of its per-query values
+//!   (NaN counts as 0), keyed by its name.
 //!
 //! A malformed line, a duplicate (query, document) pair or a non-numeric field is an error
 //! naming the file and line.
@@ -19,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MetricsError, Result};
-use crate::measures::{Metric, QueryRanks};
+use crate::measures::{Measure, QueryRanks, aggregated_value};
 
 /// Relevance judgements: query id → document id → grade.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -60,9 +63,8 @@ impl Qrels {
             if fields.len() != 4 {
                 return Err(line_error(path, n + 1, format!("expected 4 fields `qid iter docid rel`, found {}", fields.len())));
             }
-            let rel: i64 = fields[3]
-                .parse()
-                .map_err(|_| line_error(path, n + 1, format!("relevance `{}` is not an integer", fields[3])))?;
+            let rel: i64 =
+                fields[3].parse().map_err(|_| line_error(path, n + 1, format!("relevance `{}` is not an integer", fields[3])))?;
             let docs = qrels.queries.entry(fields[0].to_string()).or_default();
             if docs.insert(fields[2].to_string(), rel).is_some() {
                 return Err(line_error(path, n + 1, format!("document {} of query {} is judged twice", fields[2], fields[0])));
@@ -152,7 +154,8 @@ pub struct TrecReport {
     pub qrels: Option<PathBuf>,
     /// run file (for the record).
     pub run: Option<PathBuf>,
-    /// Mean of each metric over the evaluated queries, keyed by metric name (`ndcg@10`, ...).
+    /// Mean of each measure over the evaluated queries, keyed by measure name (`ndcg@10`, ...;
+    /// your own measures under their [`Measure::name`]).
     pub metrics: BTreeMap<String, f64>,
     /// Queries averaged over (qrels queries with a relevant document).
     pub queries: usize,
@@ -162,13 +165,31 @@ pub struct TrecReport {
     pub queries_without_relevant: usize,
     /// Run queries that have no qrels (left out).
     pub run_queries_without_qrels: usize,
-    /// Per query id, per metric name.
+    /// Per query id, per measure name: the per-query values that were averaged.
     pub per_query: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
-/// Scores `run` against `qrels` on `metrics` (see the module docs for the conventions).
-pub fn evaluate_run(qrels: &Qrels, run: &Run, metrics: &[Metric]) -> TrecReport {
-    let mut sums: BTreeMap<String, f64> = metrics.iter().map(|m| (m.to_string(), 0.0)).collect();
+/// Scores `run` against `qrels` on `measures` (see the module docs for the conventions).
+///
+/// `measures` is any slice of [`Measure`]s: the built-in [`Metric`]s (`&Metric::TREC_DEFAULT`),
+/// your own (`&[&dyn Measure]`, `Vec<Arc<dyn Measure>>`), or both in one list. Each is keyed by
+/// its [`Measure::name`] in [`TrecReport::metrics`] (the mean over the evaluated queries) and
+/// [`TrecReport::per_query`]; a NaN per-query value counts as 0. Measures are identified by
+/// name: when several share one, the first is scored and the later ones are not (so a
+/// repeated built-in is counted once); use [`crate::measures::checked_names`] first to reject
+/// such lists instead.
+///
+/// [`Metric`]: crate::Metric
+pub fn evaluate_run<M: Measure>(qrels: &Qrels, run: &Run, measures: &[M]) -> TrecReport {
+    // One (name, measure) per distinct name, in the given order.
+    let mut scored: Vec<(String, &M)> = Vec::with_capacity(measures.len());
+    for m in measures {
+        let name = m.name();
+        if !scored.iter().any(|(n, _)| *n == name) {
+            scored.push((name, m));
+        }
+    }
+    let mut sums = vec![0.0f64; scored.len()];
     let mut per_query = BTreeMap::new();
     let (mut queries, mut missing, mut without_relevant) = (0, 0, 0);
     for (qid, judged) in &qrels.queries {
@@ -183,14 +204,11 @@ pub fn evaluate_run(qrels: &Qrels, run: &Run, metrics: &[Metric]) -> TrecReport 
         }
         let ranks = query_ranks(judged, docs);
         let mut values = BTreeMap::new();
-        for &m in metrics {
-            // Rank distance needs every relevant item ranked; undefined ones count as 0 here.
-            let v = match ranks.value(m) {
-                v if v.is_nan() => 0.0,
-                v => v,
-            };
-            *sums.get_mut(&m.to_string()).expect("every metric has a sum") += v;
-            values.insert(m.to_string(), v);
+        for ((name, m), sum) in scored.iter().zip(&mut sums) {
+            // Rank distance needs every relevant item ranked; undefined values count as 0 here.
+            let v = aggregated_value(*m, &ranks);
+            *sum += v;
+            values.insert(name.clone(), v);
         }
         per_query.insert(qid.clone(), values);
     }
@@ -198,7 +216,7 @@ pub fn evaluate_run(qrels: &Qrels, run: &Run, metrics: &[Metric]) -> TrecReport 
     TrecReport {
         qrels: None,
         run: None,
-        metrics: sums.into_iter().map(|(k, v)| (k, v / n)).collect(),
+        metrics: scored.into_iter().zip(sums).map(|((name, _), sum)| (name, sum / n)).collect(),
         queries,
         queries_missing_from_run: missing,
         queries_without_relevant: without_relevant,

@@ -12,6 +12,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let model = SentenceEncoder::load(src.as_ref(), &DeviceSpec::Flex.device(), &LoadOptions::default())?;
     model.export(out.as_ref())?;
-    println!("exported {} -> {out}", model.meta.name);
+    println!("exported {} -> {out}", model.info.name);
     Ok(())
 }

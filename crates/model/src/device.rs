@@ -56,17 +56,32 @@ impl DeviceSpec {
         devices
     }
 
-    /// The plain (inference) burn device.
-    pub fn device(self) -> Device {
+    /// The plain (inference) burn device. A LibTorch spec built by hand in a build without the
+    /// `tch` feature (the parser refuses it) is an error, not a panic.
+    pub fn try_device(self) -> Result<Device> {
         match self {
-            Self::Flex => Device::flex(),
+            Self::Flex => Ok(Device::flex()),
             #[cfg(feature = "tch")]
-            Self::TchCpu => tch::cpu(),
+            Self::TchCpu => Ok(tch::cpu()),
             #[cfg(feature = "tch")]
-            Self::TchCuda(n) => tch::cuda(n),
+            Self::TchCuda(n) => Ok(tch::cuda(n)),
             #[cfg(not(feature = "tch"))]
-            Self::TchCpu | Self::TchCuda(_) => unreachable!("rejected by the parser without feature tch"),
+            Self::TchCpu | Self::TchCuda(_) => Err(ModelError::Device {
+                spec: self.to_string(),
+                message: "this build has no LibTorch backend; rebuild with `--features tch`".into(),
+            }),
         }
+    }
+
+    /// The plain (inference) burn device; [`DeviceSpec::Flex`] for a LibTorch spec in a build
+    /// without `tch` is never returned silently: such a spec cannot be parsed, and
+    /// [`DeviceSpec::try_device`] reports one built by hand.
+    ///
+    /// # Panics
+    /// For a LibTorch spec in a build without the `tch` feature; use [`DeviceSpec::try_device`]
+    /// where the spec comes from user code.
+    pub fn device(self) -> Device {
+        self.try_device().unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The autodiff (training) device: gradients tracked and dropout active.

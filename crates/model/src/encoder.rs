@@ -14,6 +14,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, FloatDType, Int, Tensor};
 
+use crate::backbone::Backbone;
 use crate::config::BertConfig;
 use crate::kernels;
 use crate::pooling::{PoolingConfig, PoolingMode, cls_pool, l2_normalize, mean_pool};
@@ -182,7 +183,13 @@ impl BertLayer {
     pub fn forward(&self, x: Tensor<3>, bias: Tensor<4>, compute: Option<FloatDType>) -> Tensor<3> {
         let ctx = self.attention.self_attention.forward(x.clone(), bias, compute);
         let out = &self.attention.output;
-        let x = kernels::add_dropout_layer_norm(token_linear(&out.dense, ctx, compute), x, &out.dropout, &out.layer_norm, out.layer_norm_eps);
+        let x = kernels::add_dropout_layer_norm(
+            token_linear(&out.dense, ctx, compute),
+            x,
+            &out.dropout,
+            &out.layer_norm,
+            out.layer_norm_eps,
+        );
         let h = kernels::gelu(token_linear(&self.intermediate.dense, x.clone(), compute));
         let o = &self.output;
         kernels::add_dropout_layer_norm(token_linear(&o.dense, h, compute), x, &o.dropout, &o.layer_norm, o.layer_norm_eps)
@@ -220,6 +227,10 @@ pub struct BertEncoder {
     /// LayerNorm, residuals, pooling, the loss, the weights and their gradients) in f32: what
     /// PyTorch's bf16 autocast does. Off by default; pays on GPUs and on CPUs with bf16 units.
     pub bf16_matmuls: bool,
+    /// How token states become one embedding ([`Backbone::embed`] applies it): from the
+    /// sentence-transformers files of the model directory, mean + L2 by default.
+    #[module(skip)]
+    pub pooling: PoolingConfig,
 }
 
 fn linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
@@ -275,7 +286,16 @@ impl BertEncoder {
             encoder: BertStack { layer: layers },
             pooler: with_pooler.then(|| BertPooler { dense: linear(h, h, device) }),
             bf16_matmuls: false,
+            pooling: PoolingConfig::default(),
         }
+    }
+
+    /// The structure `meta` describes (its config, pooler and pooling) with fresh weights: what
+    /// [`crate::load_weights`] fills from `model.safetensors` and what a checkpoint is loaded into.
+    pub fn for_meta(meta: &crate::hf::ModelMeta, device: &Device) -> Self {
+        let mut encoder = Self::new(&meta.config, meta.has_pooler, device);
+        encoder.pooling = meta.pooling;
+        encoder
     }
 
     /// The precision of the layers' matrix products: `Some(bf16)` with [`Self::bf16_matmuls`],
@@ -320,9 +340,45 @@ impl BertEncoder {
         if pooling.normalize { l2_normalize(pooled) } else { pooled }
     }
 
-    /// Token ids and mask -> pooled (and optionally normalised) embeddings `[B, H]`.
-    pub fn embed(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>, pooling: PoolingConfig) -> Tensor<2> {
+    /// Token ids and mask -> embeddings `[B, H]` pooled as `pooling` says (the model's own
+    /// pooling is [`BertEncoder::pooling`], which [`Backbone::embed`] uses).
+    pub fn embed_with(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>, pooling: PoolingConfig) -> Tensor<2> {
         let states = self.forward(input_ids, attention_mask.clone());
         self.pool(states, attention_mask, pooling)
+    }
+
+    /// Freezes the embeddings (when `freeze_embeddings`) and all but the top `trainable_layers`
+    /// layers (`None` or `Some(0)`: all layers train). Frozen parts also run without dropout: a deterministic
+    /// feature extractor, faster (burn Flex draws dropout masks on one thread), and it lets
+    /// evaluation cache their outputs across models that share them.
+    pub fn with_trainable_layers(self, trainable_layers: Option<usize>, freeze_embeddings: bool) -> Self {
+        let Self { embeddings, mut encoder, pooler, bf16_matmuls, pooling } = self;
+        let n = encoder.layer.len();
+        let trainable = trainable_layers.filter(|&k| k > 0).unwrap_or(n).min(n);
+        let embeddings = if freeze_embeddings || trainable < n { embeddings.freeze() } else { embeddings };
+        encoder.layer = std::mem::take(&mut encoder.layer)
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| if i < n - trainable { l.freeze() } else { l })
+            .collect();
+        Self { embeddings, encoder, pooler, bf16_matmuls, pooling }
+    }
+}
+
+impl Backbone for BertEncoder {
+    fn embed(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>) -> Tensor<2> {
+        self.embed_with(input_ids, attention_mask, self.pooling)
+    }
+
+    fn dim(&self) -> usize {
+        self.hidden_size()
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.embeddings.word_embeddings.weight.dims()[0]
+    }
+
+    fn kind(&self) -> &'static str {
+        "bert"
     }
 }

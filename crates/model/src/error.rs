@@ -91,6 +91,9 @@ pub enum ModelError {
         /// Why it is not usable.
         message: String,
     },
+    /// Encoding texts failed or gave unusable embeddings.
+    #[error("encoding: {0}")]
+    Encode(String),
     /// Saving or loading a burnpack module file failed.
     #[error("{path}: {message}")]
     Record {

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::store::{BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::{
+    BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
 use burn::tensor::{DType, Device};
 use serde::{Deserialize, Serialize};
 
@@ -173,11 +175,15 @@ pub fn read_meta(dir: &Path, options: &LoadOptions) -> Result<ModelMeta> {
     let has_pooler = header.contains_key(&format!("{weight_prefix}pooler.dense.weight"));
     for (name, shape) in hf_parameter_shapes(&config, has_pooler) {
         let full = format!("{weight_prefix}{name}");
-        let info = header
-            .get(&full)
-            .ok_or_else(|| ModelError::MissingTensor { path: weights_path.clone(), tensor: full.clone() })?;
+        let info =
+            header.get(&full).ok_or_else(|| ModelError::MissingTensor { path: weights_path.clone(), tensor: full.clone() })?;
         if info.shape != shape {
-            return Err(ModelError::ShapeMismatch { path: weights_path, tensor: full, expected: shape, found: info.shape.clone() });
+            return Err(ModelError::ShapeMismatch {
+                path: weights_path,
+                tensor: full,
+                expected: shape,
+                found: info.shape.clone(),
+            });
         }
         if !matches!(info.dtype.as_str(), "F32" | "F16" | "BF16" | "F64") {
             return Err(ModelError::BadTensor {
@@ -189,7 +195,9 @@ pub fn read_meta(dir: &Path, options: &LoadOptions) -> Result<ModelMeta> {
     }
     let buffers = header
         .iter()
-        .filter_map(|(name, info)| name.strip_prefix(&weight_prefix).filter(|n| is_buffer(n)).map(|n| (n.to_string(), info.clone())))
+        .filter_map(|(name, info)| {
+            name.strip_prefix(&weight_prefix).filter(|n| is_buffer(n)).map(|n| (n.to_string(), info.clone()))
+        })
         .collect();
 
     let pooling = match options.pooling {
@@ -224,7 +232,7 @@ pub fn read_meta(dir: &Path, options: &LoadOptions) -> Result<ModelMeta> {
 /// Any parameter left without a checkpoint tensor is an error naming it.
 pub fn load_weights(meta: &ModelMeta, device: &Device) -> Result<(BertEncoder, LoadReport)> {
     let path = meta.source_dir.join("model.safetensors");
-    let mut encoder = BertEncoder::new(&meta.config, meta.has_pooler, device);
+    let mut encoder = BertEncoder::for_meta(meta, device);
     let mut store = SafetensorsStore::from_file(&path)
         // Linear [out, in] -> [in, out], LayerNorm weight/bias -> gamma/beta, then any f16/bf16 -> f32.
         .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
@@ -234,7 +242,8 @@ pub fn load_weights(meta: &ModelMeta, device: &Device) -> Result<(BertEncoder, L
     if !meta.weight_prefix.is_empty() {
         store = store.with_key_remapping(format!("^{}", regex_escape(&meta.weight_prefix)), "");
     }
-    let result = encoder.load_from(&mut store).map_err(|e| ModelError::Safetensors { path: path.clone(), message: e.to_string() })?;
+    let result =
+        encoder.load_from(&mut store).map_err(|e| ModelError::Safetensors { path: path.clone(), message: e.to_string() })?;
     if let Some(error) = result.errors.first() {
         return Err(ModelError::BadTensor { path, tensor: String::new(), message: error.to_string() });
     }
@@ -244,25 +253,14 @@ pub fn load_weights(meta: &ModelMeta, device: &Device) -> Result<(BertEncoder, L
     Ok((encoder, LoadReport { applied: result.applied.len(), unused: result.unused }))
 }
 
-fn regex_escape(s: &str) -> String {
+pub(crate) fn regex_escape(s: &str) -> String {
     s.chars().flat_map(|c| if c.is_ascii_alphanumeric() || c == '_' { vec![c] } else { vec!['\\', c] }).collect()
 }
 
-/// Loads the tokenizer of a model directory and checks it fits the embedding matrix.
+/// Loads the tokenizer of a model directory and checks it fits the embedding matrix
+/// ([`crate::ModelInfo::tokenizer`], the one place that check lives).
 pub fn load_tokenizer(meta: &ModelMeta) -> Result<TextTokenizer> {
-    let path = require_file(meta.source_dir.join("tokenizer.json"))?;
-    let tokenizer = TextTokenizer::from_file(&path, meta.config.pad_token_id, meta.max_len)?;
-    if tokenizer.vocab_size() > meta.config.vocab_size {
-        return Err(ModelError::Tokenizer {
-            path,
-            message: format!(
-                "the tokenizer has {} tokens but embeddings.word_embeddings.weight has only {} rows",
-                tokenizer.vocab_size(),
-                meta.config.vocab_size
-            ),
-        });
-    }
-    Ok(tokenizer)
+    crate::any::ModelInfo::from_meta(meta.clone()).tokenizer(meta.max_len)
 }
 
 /// Tokenizer-side files copied verbatim from the source directory on export when present.
@@ -295,7 +293,7 @@ pub fn export_hf_dir(encoder: &BertEncoder, meta: &ModelMeta, tokenizer: &TextTo
     write_sentence_transformers(meta, out_dir)
 }
 
-fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+pub(crate) fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| ModelError::json(path, e))?;
     std::fs::write(path, text + "\n").map_err(|e| ModelError::io(path, e))
 }
@@ -340,7 +338,8 @@ pub fn write_sentence_transformers(meta: &ModelMeta, out_dir: &Path) -> Result<(
 /// Collects the encoder's parameters in PyTorch layout and writes them with HF names.
 fn write_weights(encoder: &BertEncoder, meta: &ModelMeta, path: &Path) -> Result<()> {
     use safetensors::tensor::{Dtype, TensorView};
-    let bad = |tensor: &str, message: String| ModelError::BadTensor { path: path.to_path_buf(), tensor: tensor.to_string(), message };
+    let bad =
+        |tensor: &str, message: String| ModelError::BadTensor { path: path.to_path_buf(), tensor: tensor.to_string(), message };
     let adapter: Box<dyn ModuleAdapter> = Box::new(BurnToPyTorchAdapter);
     let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for t in encoder.collect(None, Some(adapter), false) {

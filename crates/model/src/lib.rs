@@ -1,13 +1,16 @@
-//! BERT-family dual encoder in burn that loads Hugging Face checkpoints as they are and exports
-//! back to the same layout.
+//! Text encoders in burn behind one [`Backbone`] trait, loaded from and exported to Hugging Face
+//! / sentence-transformers directories, with the project's one encoding path.
 //!
-//! - [`BertEncoder`]: a config-driven post-LN transformer (BERT, XLM-R, LaBSE layouts: position
-//!   offset, LayerNorm eps, token-type vocab, optional pooler), a burn [`Module`](burn::module::Module)
-//!   usable on autodiff devices (dropout active) and plain devices (deterministic inference).
-//! - [`hf`]: load `config.json` + `model.safetensors` + `tokenizer.json` + sentence-transformers
-//!   pooling strictly (a missing or mis-shaped tensor is an error naming it), export back.
-//! - [`SentenceEncoder`]: a loaded model with a length-sorted batch `encode` API.
-//! - [`DualEncoder`] / [`BertDualEncoder`]: shared or separate query/passage towers.
+//! - [`Backbone`]: token batch in, pooled embedding out; what the trainer, evaluation, `encode`
+//!   and the benchmarks take. Built-ins: [`BertEncoder`] (a config-driven post-LN transformer:
+//!   BERT, XLM-R, LaBSE layouts; dropout on autodiff devices, deterministic on plain ones),
+//!   [`StaticEncoder`] (a token-embedding table with mean pooling, sentence-transformers'
+//!   `StaticEmbedding`) and [`AnyEncoder`] (either, chosen at run time).
+//! - [`ModelInfo`]: what a model directory says beyond its weights; [`hf`]: strict Hugging Face
+//!   loading (a missing or mis-shaped tensor is an error naming it) and export.
+//! - [`pipeline`]: prefix → tokens → length-sorted batches → embeddings, used everywhere;
+//!   [`SentenceEncoder`] wraps it for a loaded directory; [`frozen`] shares a transformer's
+//!   frozen bottom across models.
 //! - [`DeviceSpec`]: `cpu` (Flex), `tch-cpu`, `tch-cuda:N` chosen at run time; [`test_device!`]
 //!   runs a test on every compiled-in CPU device.
 //!
@@ -20,26 +23,34 @@
 //! # Ok::<(), hybrid_ir_model::ModelError>(())
 //! ```
 
+pub mod any;
+pub mod backbone;
 pub mod config;
 pub mod device;
-pub mod dual;
 pub mod encoder;
 pub mod error;
+pub mod frozen;
 pub mod hf;
 pub mod kernels;
+pub mod pipeline;
 pub mod pooling;
 pub mod prefix;
 pub mod safetensors_header;
 pub mod sentence;
+pub mod static_embed;
 pub mod tokenize;
 
+pub use any::{AnyEncoder, ModelInfo, ModelSource, StaticInit};
+pub use backbone::{Backbone, count_parameters, first_non_finite_parameter, load_module_into, module_device, save_module};
 pub use config::BertConfig;
 pub use device::DeviceSpec;
-pub use dual::{BertDualEncoder, DualEncoder};
 pub use encoder::BertEncoder;
 pub use error::{ModelError, Result};
+pub use frozen::FrozenPrefixCache;
 pub use hf::{LoadOptions, LoadReport, ModelMeta, export_hf_dir, load_tokenizer, load_weights, read_meta};
+pub use pipeline::{TextPipeline, embed_sequences, tensor_values};
 pub use pooling::{PoolingConfig, PoolingMode};
-pub use prefix::{PrefixConfig, TextKind};
-pub use sentence::{SentenceEncoder, load_module, save_module};
+pub use prefix::{PrefixConfig, PrefixStyle, TextKind};
+pub use sentence::{SentenceEncoder, export_model};
+pub use static_embed::{StaticEncoder, StaticSettings, save_static_dir};
 pub use tokenize::{TextTokenizer, TokenBatch, length_sorted_batches};

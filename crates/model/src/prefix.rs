@@ -26,8 +26,8 @@ impl std::str::FromStr for TextKind {
     }
 }
 
-/// Query and passage prefixes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Query and passage prefixes (default: none).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrefixConfig {
     /// Added before queries.
     pub query: String,
@@ -63,5 +63,50 @@ impl PrefixConfig {
     /// `text` with the prefix for `kind`.
     pub fn apply(&self, kind: TextKind, text: &str) -> String {
         format!("{}{}", self.prefix(kind), text)
+    }
+}
+
+/// Which query/passage prefixes to add before tokenizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrefixStyle {
+    /// What the model directory says (sentence-transformers `prompts`), else none. Default.
+    #[default]
+    Model,
+    /// e5's `query: ` / `passage: `.
+    E5,
+    /// The paper's `Query: ` / `Passage: `.
+    Paper,
+    /// No prefixes.
+    None,
+    /// `query_prefix` / `passage_prefix` as given.
+    Custom,
+}
+
+impl PrefixStyle {
+    /// The prefixes of this style: `model_default` (what the model directory says) for `Model`,
+    /// `custom` for `Custom`, the fixed pairs otherwise.
+    pub fn resolve(self, model_default: &PrefixConfig, custom: PrefixConfig) -> PrefixConfig {
+        match self {
+            Self::Model => model_default.clone(),
+            Self::E5 => PrefixConfig::e5(),
+            Self::Paper => PrefixConfig::paper(),
+            Self::None => PrefixConfig::none(),
+            Self::Custom => custom,
+        }
+    }
+}
+
+impl std::str::FromStr for PrefixStyle {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "model" => Ok(Self::Model),
+            "e5" => Ok(Self::E5),
+            "paper" => Ok(Self::Paper),
+            "none" => Ok(Self::None),
+            "custom" => Ok(Self::Custom),
+            other => Err(format!("unknown prefix style {other:?}: expected model, paper, e5, none or custom")),
+        }
     }
 }

@@ -16,6 +16,9 @@ pub struct TextTokenizer {
     inner: Tokenizer,
     pad_id: u32,
     max_len: usize,
+    /// Whether `encode` adds the model's special tokens (`[CLS]`/`[SEP]`, `<s>`/`</s>`); static
+    /// embedding models read the text's own tokens only.
+    add_special_tokens: bool,
     path: PathBuf,
     /// The file as read, so an export writes it back byte-for-byte.
     source_json: Arc<Vec<u8>>,
@@ -84,7 +87,27 @@ impl TextTokenizer {
         if pad_id as usize >= inner.get_vocab_size(true) {
             return Err(err(format!("pad id {pad_id} is outside the vocabulary ({})", inner.get_vocab_size(true))));
         }
-        Ok(Self { inner, pad_id, max_len, path: path.to_path_buf(), source_json: Arc::new(bytes) })
+        if max_len == 0 {
+            // The tokenizers crate reads a truncation length of 0 as "no truncation".
+            return Err(err("the truncation length must be at least 1 token".into()));
+        }
+        Ok(Self { inner, pad_id, max_len, add_special_tokens: true, path: path.to_path_buf(), source_json: Arc::new(bytes) })
+    }
+
+    /// The same tokenizer without special tokens (sentence-transformers' `StaticEmbedding` way).
+    pub fn without_special_tokens(mut self) -> Self {
+        self.add_special_tokens = false;
+        self
+    }
+
+    /// Whether special tokens are added.
+    pub fn adds_special_tokens(&self) -> bool {
+        self.add_special_tokens
+    }
+
+    /// The `tokenizer.json` this tokenizer was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Vocabulary size including added tokens.
@@ -114,7 +137,13 @@ impl TextTokenizer {
 
     /// Token ids of one text, special tokens added, truncated to `max_len`.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = self.inner.encode(text, true).map_err(|e| ModelError::Tokenizer {
+        // Cut very long texts before tokenising them in full: a truncated encoding never needs
+        // more than ~max_len words, and a 100 MB text would otherwise take minutes and gigabytes.
+        // 64 bytes per kept token is far above any tokenizer's bytes-per-token, so the kept ids
+        // are those of the whole text.
+        let limit = self.max_len.saturating_mul(64).max(4096);
+        let text = if text.len() > limit { &text[..floor_char_boundary(text, limit)] } else { text };
+        let encoding = self.inner.encode(text, self.add_special_tokens).map_err(|e| ModelError::Tokenizer {
             path: self.path.clone(),
             message: format!("encoding {:?}: {e}", truncate_for_message(text)),
         })?;
@@ -130,6 +159,15 @@ impl TextTokenizer {
     pub fn batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<TokenBatch> {
         Ok(TokenBatch::from_sequences(&self.encode_all(texts)?, self.pad_id))
     }
+}
+
+/// The largest char boundary of `text` at or below `index`.
+fn floor_char_boundary(text: &str, index: usize) -> usize {
+    let mut i = index.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 fn truncate_for_message(text: &str) -> String {

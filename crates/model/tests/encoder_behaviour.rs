@@ -22,15 +22,16 @@ test_device!(fn padding_and_batch_order_do_not_change_embeddings(device) {
 
 test_device!(fn dropout_is_active_on_autodiff_devices_only(device) {
     let model = common::load("all-MiniLM-L6-v2", &device);
-    let batch = model.tokenizer.batch(&["dropout check sentence"]).unwrap();
+    let batch = model.pipeline.passage_tokenizer.batch(&["dropout check sentence"]).unwrap();
     let run = |dev: &burn::tensor::Device, encoder: &hybrid_ir_model::BertEncoder| {
         let (ids, mask) = batch.to_tensors(dev);
-        encoder.embed(ids, mask, model.meta.pooling).into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+        encoder.embed_with(ids, mask, model.info.pooling()).into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
     };
-    let plain = (run(&device, &model.encoder), run(&device, &model.encoder));
+    let bert = model.encoder.as_bert().unwrap();
+    let plain = (run(&device, bert), run(&device, bert));
     assert_eq!(plain.0, plain.1, "inference must be deterministic");
     let ad = device.clone().autodiff();
-    let train = hybrid_ir_model::load_weights(&model.meta, &ad).unwrap().0;
+    let train = hybrid_ir_model::load_weights(model.info.bert().unwrap(), &ad).unwrap().0;
     let (a, b) = (run(&ad, &train), run(&ad, &train));
     assert!(common::max_abs_diff(&a, &b) > 1e-4, "dropout should make two training forwards differ");
 });
@@ -38,10 +39,10 @@ test_device!(fn dropout_is_active_on_autodiff_devices_only(device) {
 test_device!(fn gradients_reach_the_word_embeddings(device) {
     let model = common::load("all-MiniLM-L6-v2", &device);
     let ad = device.clone().autodiff();
-    let encoder = hybrid_ir_model::load_weights(&model.meta, &ad).unwrap().0;
-    let batch = model.tokenizer.batch(&["gradient", "flows back"]).unwrap();
+    let encoder = hybrid_ir_model::load_weights(model.info.bert().unwrap(), &ad).unwrap().0;
+    let batch = model.pipeline.passage_tokenizer.batch(&["gradient", "flows back"]).unwrap();
     let (ids, mask) = batch.to_tensors(&ad);
-    let loss = encoder.embed(ids, mask, model.meta.pooling).sum();
+    let loss = encoder.embed_with(ids, mask, model.info.pooling()).sum();
     let grads = loss.backward();
     let g = encoder.embeddings.word_embeddings.weight.grad(&grads).expect("word embeddings get a gradient");
     let g_sum: f32 = g.abs().sum().into_scalar::<f32>();

@@ -40,13 +40,16 @@ fn minilm_export_is_identical_to_the_hugging_face_original() {
         assert!(bytes == e_bytes, "{name}: bytes differ after load -> export");
     }
     assert_eq!(json(&original.join("config.json")), json(&out.path().join("config.json")));
-    assert_eq!(std::fs::read(original.join("tokenizer.json")).unwrap(), std::fs::read(out.path().join("tokenizer.json")).unwrap());
+    assert_eq!(
+        std::fs::read(original.join("tokenizer.json")).unwrap(),
+        std::fs::read(out.path().join("tokenizer.json")).unwrap()
+    );
 
     // The exported directory loads again with the same settings and gives the same embeddings.
     let reloaded = SentenceEncoder::load(out.path(), &device, &LoadOptions::default()).unwrap();
-    assert_eq!(reloaded.meta.pooling, model.meta.pooling);
-    assert_eq!(reloaded.meta.prefixes, model.meta.prefixes);
-    assert_eq!(reloaded.meta.max_len, model.meta.max_len);
+    assert_eq!(reloaded.info.pooling(), model.info.pooling());
+    assert_eq!(reloaded.info.prefixes, model.info.prefixes);
+    assert_eq!(reloaded.info.max_len, model.info.max_len);
     let texts = ["A man is eating food.", "Someone is playing a guitar in the park."];
     let a = model.encode(&texts, TextKind::Raw, 2, |_| {}).unwrap();
     let b = reloaded.encode(&texts, TextKind::Raw, 2, |_| {}).unwrap();

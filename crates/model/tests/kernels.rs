@@ -15,11 +15,8 @@ use hybrid_ir_model::{BertEncoder, test_device};
 /// Serialises the tests of this binary around the process-wide switch.
 static SWITCH: Mutex<()> = Mutex::new(());
 
-const TEXTS: [&str; 3] = [
-    "short",
-    "a considerably longer sentence so that the batch needs padding",
-    "¿Cuántas personas viven en Berlín?",
-];
+const TEXTS: [&str; 3] =
+    ["short", "a considerably longer sentence so that the batch needs padding", "¿Cuántas personas viven en Berlín?"];
 
 /// Every dropout probability of `encoder` set to `prob`.
 fn with_dropout(mut encoder: BertEncoder, prob: f64) -> BertEncoder {
@@ -47,9 +44,9 @@ fn embeddings_and_gradients(
             self.1.push(g.unwrap_or_default());
         }
     }
-    let batch = model.tokenizer.batch(&TEXTS).unwrap();
+    let batch = model.pipeline.passage_tokenizer.batch(&TEXTS).unwrap();
     let (ids, mask) = batch.to_tensors(ad);
-    let emb = encoder.embed(ids, mask, model.meta.pooling);
+    let emb = encoder.embed_with(ids, mask, model.info.pooling());
     ad.seed(7);
     let weights = Tensor::<2>::random(emb.dims(), Distribution::Normal(0.0, 1.0), ad);
     let values = emb.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
@@ -68,7 +65,7 @@ test_device!(fn fused_kernels_give_burns_embeddings_and_gradients(device) {
     let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let model = common::load("all-MiniLM-L6-v2", &device);
     let ad = device.clone().autodiff();
-    let encoder = with_dropout(hybrid_ir_model::load_weights(&model.meta, &ad).unwrap().0, 0.0);
+    let encoder = with_dropout(hybrid_ir_model::load_weights(model.info.bert().unwrap(), &ad).unwrap().0, 0.0);
 
     set_libtorch_kernels(true);
     let fused = embeddings_and_gradients(&encoder, &model, &ad);
@@ -96,12 +93,12 @@ test_device!(fn seeded_dropout_repeats_and_other_seeds_differ(device) {
     let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let model = common::load("all-MiniLM-L6-v2", &device);
     let ad = device.clone().autodiff();
-    let encoder = hybrid_ir_model::load_weights(&model.meta, &ad).unwrap().0;
-    let batch = model.tokenizer.batch(&TEXTS).unwrap();
+    let encoder = hybrid_ir_model::load_weights(model.info.bert().unwrap(), &ad).unwrap().0;
+    let batch = model.pipeline.passage_tokenizer.batch(&TEXTS).unwrap();
     let run = |seed: u64| {
         ad.seed(seed);
         let (ids, mask) = batch.to_tensors(&ad);
-        encoder.embed(ids, mask, model.meta.pooling).into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+        encoder.embed_with(ids, mask, model.info.pooling()).into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
     };
     let (a, b, c) = (run(3), run(3), run(4));
     assert_eq!(a, b, "the same seed must give the same dropout masks");
@@ -117,12 +114,12 @@ test_device!(fn sum_of_squares_is_the_squared_norm(device) {
 test_device!(fn bf16_matmuls_stay_close_to_f32_and_train(device) {
     let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let model = common::load("all-MiniLM-L6-v2", &device);
-    let batch = model.tokenizer.batch(&TEXTS).unwrap();
+    let batch = model.pipeline.passage_tokenizer.batch(&TEXTS).unwrap();
     let (ids, mask) = batch.to_tensors(&device);
-    let f32_emb = model.encoder.embed(ids.clone(), mask.clone(), model.meta.pooling);
-    let mut mixed = model.encoder.clone();
+    let f32_emb = model.encoder.as_bert().unwrap().embed_with(ids.clone(), mask.clone(), model.info.pooling());
+    let mut mixed = model.encoder.as_bert().unwrap().clone();
     mixed.bf16_matmuls = true;
-    let bf16_emb = mixed.embed(ids, mask, model.meta.pooling);
+    let bf16_emb = mixed.embed_with(ids, mask, model.info.pooling());
     let (a, b) = (
         f32_emb.into_data().convert::<f32>().try_to_vec::<f32>().unwrap(),
         bf16_emb.into_data().convert::<f32>().try_to_vec::<f32>().unwrap(),
@@ -136,10 +133,10 @@ test_device!(fn bf16_matmuls_stay_close_to_f32_and_train(device) {
 
     // Gradients reach the f32 weights through the bf16 products.
     let ad = device.clone().autodiff();
-    let mut encoder = hybrid_ir_model::load_weights(&model.meta, &ad).unwrap().0;
+    let mut encoder = hybrid_ir_model::load_weights(model.info.bert().unwrap(), &ad).unwrap().0;
     encoder.bf16_matmuls = true;
     let (ids, mask) = batch.to_tensors(&ad);
-    let grads = encoder.embed(ids, mask, model.meta.pooling).sum().backward();
+    let grads = encoder.embed_with(ids, mask, model.info.pooling()).sum().backward();
     let g = encoder.encoder.layer[0].intermediate.dense.weight.grad(&grads).expect("a gradient");
     assert_eq!(g.dtype(), burn::tensor::DType::F32);
     assert!(g.abs().sum().into_scalar::<f32>() > 0.0);

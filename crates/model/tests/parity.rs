@@ -38,7 +38,7 @@ fn check_model(name: &str, device: burn::tensor::Device) {
     let fixture = fixture();
     let expected = &fixture.models[name];
     let model = common::load(name, &device);
-    assert_eq!(model.meta.max_len, expected.max_len, "{name}: truncation length");
+    assert_eq!(model.info.max_len, expected.max_len, "{name}: truncation length");
     // Batches of 5 over 12 rows: padding and length-sorting are exercised too.
     let mut worst = (0.0f32, 1.0f64);
     for kind in [TextKind::Query, TextKind::Passage] {
@@ -46,7 +46,7 @@ fn check_model(name: &str, device: burn::tensor::Device) {
         let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
         let ids = model.tokenize(&texts, kind).unwrap();
         for (row, got) in rows.iter().zip(&ids) {
-            assert_eq!(model.meta.prefixes.apply(kind, &row.text), row.input, "{name}/{}: prefixed input", row.lang);
+            assert_eq!(model.info.prefixes.apply(kind, &row.text), row.input, "{name}/{}: prefixed input", row.lang);
             assert_eq!(got, &row.ids, "{name}/{}: token ids differ from the Python tokenizer", row.lang);
         }
         let embeddings = model.encode(&texts, kind, 5, |_| {}).unwrap();

@@ -51,9 +51,9 @@ fn complete_synthetic_checkpoint_loads() {
     write_dir(dir.path(), "", |_| {});
     let (model, report) =
         SentenceEncoder::load_with_report(dir.path(), &DeviceSpec::Flex.device(), &LoadOptions::default()).unwrap();
-    assert_eq!(report.applied, hf_parameter_shapes(&model.meta.config, false).len());
+    assert_eq!(report.applied, hf_parameter_shapes(&model.info.bert().unwrap().config, false).len());
     assert!(report.unused.is_empty(), "{:?}", report.unused);
-    assert!(model.encoder.pooler.is_none());
+    assert!(model.encoder.as_bert().unwrap().pooler.is_none());
 }
 
 #[test]
@@ -102,7 +102,9 @@ fn tokenizer_larger_than_the_embedding_matrix_is_an_error() {
         shapes.iter().zip(&data).map(|((n, s), d)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), d).unwrap())).collect();
     safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
     match load(dir.path()) {
-        Err(ModelError::Tokenizer { message, .. }) => assert!(message.contains("embeddings.word_embeddings.weight"), "{message}"),
+        Err(ModelError::Tokenizer { message, .. }) => {
+            assert!(message.contains("embeddings.word_embeddings.weight"), "{message}")
+        }
         other => panic!("expected a tokenizer error, got {other:?}"),
     }
 }
@@ -111,7 +113,8 @@ fn tokenizer_larger_than_the_embedding_matrix_is_an_error() {
 fn pooler_pooling_without_pooler_weights_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     write_dir(dir.path(), "", |_| {});
-    let options = LoadOptions { pooling: Some(PoolingConfig { mode: PoolingMode::Pooler, normalize: false }), ..Default::default() };
+    let options =
+        LoadOptions { pooling: Some(PoolingConfig { mode: PoolingMode::Pooler, normalize: false }), ..Default::default() };
     match SentenceEncoder::load(dir.path(), &DeviceSpec::Flex.device(), &options) {
         Err(ModelError::MissingTensor { tensor, .. }) => assert_eq!(tensor, "pooler.dense.weight"),
         other => panic!("expected MissingTensor, got {other:?}"),
@@ -123,7 +126,7 @@ fn bert_prefixed_checkpoint_loads_and_exports_with_its_prefix() {
     let dir = tempfile::tempdir().unwrap();
     write_dir(dir.path(), "bert.", |_| {});
     let model = load(dir.path()).unwrap();
-    assert_eq!(model.meta.weight_prefix, "bert.");
+    assert_eq!(model.info.bert().unwrap().weight_prefix, "bert.");
     let out = tempfile::tempdir().unwrap();
     model.export(out.path()).unwrap();
     let a = std::fs::read(dir.path().join("model.safetensors")).unwrap();

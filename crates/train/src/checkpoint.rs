@@ -248,6 +248,23 @@ impl CheckpointDir {
         Ok(Some(dir))
     }
 
+    /// Removes temporaries a killed process left behind (`.tmp-*`, `.old-*`). Call it only while
+    /// holding the run's [`RunDirLock`]: then no live process is writing them.
+    pub fn remove_stale_temporaries(&self) -> Result<usize> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().is_dir() && (name.starts_with(".tmp-") || name.starts_with(".old-")) {
+                std::fs::remove_dir_all(entry.path()).map_err(|e| TrainError::io(entry.path(), e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes checkpoint directories (and stale temporaries) that no pointer names.
     pub fn prune(&self) -> Result<()> {
         let mut keep = Vec::new();
@@ -313,7 +330,10 @@ pub fn verify(dir: &Path) -> Result<VerifiedCheckpoint> {
         }
         let (_, sha) = hash_file(&path)?;
         if sha != entry.sha256 {
-            return Err(TrainError::checkpoint(&path, format!("SHA-256 {sha} does not match the manifest ({}): corrupt", entry.sha256)));
+            return Err(TrainError::checkpoint(
+                &path,
+                format!("SHA-256 {sha} does not match the manifest ({}): corrupt", entry.sha256),
+            ));
         }
     }
     let state_path = dir.join(STATE_FILE);
@@ -327,6 +347,50 @@ pub fn verify(dir: &Path) -> Result<VerifiedCheckpoint> {
         ));
     }
     Ok(VerifiedCheckpoint { dir: dir.to_path_buf(), state })
+}
+
+/// An exclusive OS lock on a run directory (`<run>/.lock`, holding the owner's PID): one writer
+/// per output directory. The OS releases it when the process ends, however it ends, so a killed
+/// run never leaves the directory locked.
+#[derive(Debug)]
+pub struct RunDirLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl RunDirLock {
+    /// Takes the lock, or fails naming the process that holds it.
+    pub fn acquire(run_dir: &Path) -> Result<Self> {
+        let path = run_dir.join(".lock");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| TrainError::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0).map_err(|e| TrainError::io(&path, e))?;
+                writeln!(file, "{}", std::process::id()).map_err(|e| TrainError::io(&path, e))?;
+                Ok(Self { _file: file, path })
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                Err(TrainError::Other(format!(
+                    "{} is in use by another run (process {}); wait for it to finish or choose another output directory",
+                    run_dir.display(),
+                    holder.trim()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(TrainError::io(&path, e)),
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 #[cfg(test)]

@@ -49,50 +49,7 @@ fn default_seed() -> u64 {
     42
 }
 
-/// Which query/passage prefixes to add before tokenizing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum PrefixStyle {
-    /// What the model directory says (sentence-transformers `prompts`), else none. Default.
-    #[default]
-    Model,
-    /// e5's `query: ` / `passage: `.
-    E5,
-    /// The paper's `Query: ` / `Passage: `.
-    Paper,
-    /// No prefixes.
-    None,
-    /// `query_prefix` / `passage_prefix` as given.
-    Custom,
-}
-
-impl PrefixStyle {
-    /// The prefixes of this style: `model_default` (what the model directory says) for `Model`,
-    /// `custom` for `Custom`, the fixed pairs otherwise.
-    pub fn resolve(self, model_default: &PrefixConfig, custom: PrefixConfig) -> PrefixConfig {
-        match self {
-            Self::Model => model_default.clone(),
-            Self::E5 => PrefixConfig::e5(),
-            Self::Paper => PrefixConfig::paper(),
-            Self::None => PrefixConfig::none(),
-            Self::Custom => custom,
-        }
-    }
-}
-
-impl std::str::FromStr for PrefixStyle {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "model" => Ok(Self::Model),
-            "e5" => Ok(Self::E5),
-            "paper" => Ok(Self::Paper),
-            "none" => Ok(Self::None),
-            "custom" => Ok(Self::Custom),
-            other => Err(format!("unknown prefix style {other:?}: expected model, paper, e5, none or custom")),
-        }
-    }
-}
+pub use hybrid_ir_model::PrefixStyle;
 
 /// `[model]`: the encoder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,10 +77,20 @@ pub struct ModelSection {
     #[serde(default = "default_device")]
     pub device: String,
     /// Train only the top N transformer layers. The embeddings and the layers below are frozen
-    /// (no gradients, no optimizer state, no dropout: a fixed feature extractor). Default: all
-    /// layers and the embeddings train.
+    /// (no gradients, no optimizer state, no dropout: a fixed feature extractor). Default (and
+    /// 0, as on the command line): all layers and the embeddings train. A number above the
+    /// model's layer count is an error.
     #[serde(default)]
     pub trainable_layers: Option<usize>,
+    /// `transformer` (default): fine-tune the model of `dir`. `static`: a static-embedding
+    /// model (token table + mean pooling) over `dir`'s tokenizer, its table initialised from
+    /// `dir`'s word embeddings (`static_init = "model"`, default) or at random (`"random"`);
+    /// `dir` may also be a static model directory saved by `hybrid-ir export`.
+    #[serde(default)]
+    pub backbone: BackboneChoice,
+    /// Start of a static table: `model` (default) or `random`.
+    #[serde(default)]
+    pub static_init: StaticInitChoice,
     /// Freeze the embedding block (no gradients, no dropout) even when all layers train (the
     /// 250k×384 word-embedding matrix of e5 is 96M of its 118M parameters). Default false.
     #[serde(default)]
@@ -133,6 +100,28 @@ pub struct ModelSection {
     /// autocast. For GPUs and CPUs with bf16 units; default false (all f32).
     #[serde(default)]
     pub bf16_matmuls: bool,
+}
+
+/// `[model] backbone`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackboneChoice {
+    /// The model directory's own architecture (a transformer, or a saved static model).
+    #[default]
+    Transformer,
+    /// A static-embedding table over the model directory's tokenizer.
+    Static,
+}
+
+/// `[model] static_init`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum StaticInitChoice {
+    /// The transformer's word-embedding matrix.
+    #[default]
+    Model,
+    /// Random normal(0, 1) values (seeded by `seed`).
+    Random,
 }
 
 fn default_query_len() -> usize {
@@ -363,14 +352,20 @@ impl TrainConfig {
             .map_err(|e: toml::de::Error| TrainError::ConfigParse { path: origin.into(), message: e.to_string() })
     }
 
-    /// The config as TOML (what the run directory's `config.toml` holds).
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("a TrainConfig always serialises")
+    /// The config as TOML (what the run directory's `config.toml` holds). Fails only for a path
+    /// that is not valid UTF-8, which TOML cannot hold.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| TrainError::ConfigParse {
+            path: self.output_dir.join("config.toml"),
+            message: format!("the config cannot be written as TOML (a path that is not valid UTF-8?): {e}"),
+        })
     }
 
     /// Stable hash of the config: a checkpoint can only be resumed by the config that wrote it.
-    pub fn fingerprint(&self) -> String {
-        crate::checkpoint::sha256_hex(self.to_toml().as_bytes())
+    pub fn fingerprint(&self) -> Result<String> {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(self.to_toml()?.as_bytes());
+        Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
     }
 
     /// Parsed device.
@@ -391,7 +386,7 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         let mut p = Vec::new();
         let m = &self.model;
-        if !m.dir.join("config.json").is_file() {
+        if !m.dir.join("config.json").is_file() && !m.dir.join(hybrid_ir_model::static_embed::STATIC_SETTINGS_FILE).is_file() {
             p.push(format!(
                 "model.dir {} is not a model directory (no config.json); run `cargo xtask fetch-models` \
                  or point it at a Hugging Face BERT/XLM-R directory",
@@ -413,8 +408,17 @@ impl TrainConfig {
         if m.prefixes != PrefixStyle::Custom && (m.query_prefix.is_some() || m.passage_prefix.is_some()) {
             p.push("model.query_prefix / model.passage_prefix are only used with model.prefixes = \"custom\"".into());
         }
-        if m.trainable_layers == Some(0) && m.freeze_embeddings {
-            p.push("model.trainable_layers = 0 with model.freeze_embeddings leaves nothing to train".into());
+        if m.backbone == BackboneChoice::Static && (m.trainable_layers.is_some_and(|k| k > 0) || m.bf16_matmuls) {
+            p.push("model.trainable_layers / model.bf16_matmuls apply to transformers, not to backbone = \"static\"".into());
+        }
+        if m.backbone == BackboneChoice::Static && m.freeze_embeddings {
+            p.push("model.freeze_embeddings with backbone = \"static\" leaves nothing to train".into());
+        }
+        if m.query_max_len > 1 << 20 || m.passage_max_len > 1 << 20 {
+            p.push(format!(
+                "model.query_max_len / passage_max_len ({} / {}) are beyond any model's position table",
+                m.query_max_len, m.passage_max_len
+            ));
         }
         let d = &self.data;
         if d.corpora.is_empty() {

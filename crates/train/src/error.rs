@@ -80,6 +80,9 @@ pub enum TrainError {
     /// Error from the metrics crate.
     #[error(transparent)]
     Metrics(#[from] hybrid_ir_metrics::MetricsError),
+    /// Error from evaluation.
+    #[error(transparent)]
+    Eval(#[from] hybrid_ir_eval::EvalError),
     /// Anything else, with context.
     #[error("{0}")]
     Other(String),

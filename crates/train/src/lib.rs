@@ -3,10 +3,13 @@
 //!
 //! - [`TrainConfig`]: the TOML run description (every field documented, unknown keys refused,
 //!   [`TrainConfig::validate`] lists every impossible value).
-//! - [`train`]: composes the data crate's `BatchSampler`, the model crate's `BertEncoder`
-//!   (shared-weight dual encoder), the loss crate's `CachedLoss` and burn's AdamW, with warm-up
-//!   + linear decay, global-norm clipping and gradient accumulation; validation loss with best
-//!   checkpoint; periodic LAReQA evaluation; Ctrl-C saves and exits.
+//! - [`Trainer`]: the one training loop, assembled from parts with [`Trainer::builder`]: any
+//!   model crate `Backbone` (shared-weight dual encoder), any data crate `BatchSampler` for
+//!   training and validation, any loss crate `ContrastiveLoss` (computed by `CachedLoss`), a
+//!   burn `Device`, AdamW with warm-up + linear decay, global-norm clipping and gradient
+//!   accumulation; validation loss with best checkpoint; periodic LAReQA evaluation; Ctrl-C
+//!   saves and exits.
+//! - [`train`]: the thin TOML layer ([`from_config`]) that builds those parts from a config.
 //! - [`checkpoint`]: atomic, hash-verified checkpoint directories; exact resume.
 //! - [`runlog`]: `metrics.jsonl`, `loss.svg`, `run.md`.
 //! - [`export_run`]: a run's checkpoint → Hugging Face / sentence-transformers directory.
@@ -26,17 +29,23 @@ pub mod checkpoint;
 pub mod config;
 pub mod encode;
 pub mod error;
-pub mod eval;
 pub mod export;
-pub mod frozen;
-pub mod runlog;
+pub mod from_config;
 pub mod reproduce;
+pub mod runlog;
 pub mod schedule;
 pub mod step;
 pub mod trainer;
 
-pub use config::{DataSection, EvalSection, LossSection, ModelSection, OptimSection, ScheduleSection, TrainConfig};
+pub use config::{
+    BackboneChoice, DataSection, EvalSection, LossSection, ModelSection, OptimSection, PrefixStyle, ScheduleSection,
+    StaticInitChoice, TrainConfig,
+};
+pub use encode::TokenizedBatch;
 pub use error::{Result, TrainError};
-pub use export::{export_run, load_run_model};
-pub use step::{StepGradients, StepRunner, step_seed};
-pub use trainer::{RunOptions, RunSummary, StopReason, install_ctrlc_handler, train};
+pub use export::{RunModel, export_run, load_run_model};
+pub use from_config::{builder_from_config, load_corpora, train};
+pub use step::{StepGradients, StepRunner, StepSettings, step_seed};
+pub use trainer::{
+    RunOptions, RunRecord, RunSummary, StopReason, Trainer, TrainerBuilder, TrainerSettings, install_ctrlc_handler,
+};

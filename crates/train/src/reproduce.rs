@@ -14,18 +14,21 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use burn::module::Module;
+use hybrid_ir_data::sampler::{SamplerConfig, SamplerKind};
+use hybrid_ir_eval::{TokenizedBenchmark, load_benchmark};
 use hybrid_ir_metrics::{BenchmarkEmbeddings, LareqaReport};
-use hybrid_ir_model::{LoadOptions, load_module, load_weights, read_meta};
+use hybrid_ir_model::{AnyEncoder, FrozenPrefixCache, load_module_into};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CheckpointDir, Pointer, verify};
-use crate::config::TrainConfig;
-use crate::encode::TextPipeline;
+use crate::config::{
+    BackboneChoice, DataSection, EvalSection, LossSection, ModelSection, OptimSection, PrefixStyle, ScheduleSection,
+    StaticInitChoice, TrainConfig,
+};
 use crate::error::{Result, TrainError};
-use crate::eval::{TokenizedBenchmark, load_benchmark};
-use crate::frozen::FrozenPrefixCache;
-use crate::trainer::{RunOptions, StopReason, train};
+use crate::from_config::{model_info, pipeline, train};
+use crate::trainer::{RunOptions, StopReason};
 
 /// What `hybrid-ir reproduce` runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,6 +51,12 @@ pub struct ReproduceOptions {
     pub lr: f64,
     /// Train only the top N layers (None: all).
     pub trainable_layers: Option<usize>,
+    /// `transformer` (the model directory's own) or `static` (a token table over its tokenizer).
+    #[serde(default)]
+    pub backbone: BackboneChoice,
+    /// Start of a static table (`model` or `random`).
+    #[serde(default)]
+    pub static_init: StaticInitChoice,
     /// Query truncation.
     pub query_max_len: usize,
     /// Passage truncation.
@@ -109,70 +118,69 @@ pub fn sampler_label(alpha: f64) -> String {
     }
 }
 
-/// A sampler label as a file or directory name (`Hybrid α=0.3` -> `Hybrid_α_0.3`).
-fn file_stem(label: &str) -> String {
-    label.replace([' ', '='], "_")
+/// `name` as one safe path component: characters other than letters, digits, `-`, `_` and `.`
+/// become `_`, and leading dots are dropped, so a label or corpus name (`../../x.jsonl`,
+/// `Hybrid α=0.3`) can never leave the output directory.
+pub fn path_component(name: &str) -> String {
+    let cleaned: String =
+        name.chars().map(|c| if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
+    let trimmed = cleaned.trim_start_matches('.');
+    if trimmed.is_empty() { "_".to_string() } else { trimmed.to_string() }
+}
+
+/// A corpus as a name for directories: a benchmark name as it is, a file by its stem.
+fn corpus_component(corpus: &str) -> String {
+    let name = Path::new(corpus).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| corpus.to_string());
+    path_component(&name)
 }
 
 fn run_config(opts: &ReproduceOptions, train_corpus: &str, alpha: f64, run_dir: &Path) -> Result<TrainConfig> {
     let kind = if alpha >= 1.0 {
-        "mono"
+        SamplerKind::Mono
     } else if alpha <= 0.0 {
-        "cross"
+        SamplerKind::Cross
     } else {
-        "hybrid"
+        SamplerKind::Hybrid
     };
-    let trainable = opts.trainable_layers.map(|k| format!("trainable_layers = {k}\n")).unwrap_or_default();
-    let data_dir = opts.data_dir.as_ref().map(|d| format!("data_dir = {:?}\n", d.display().to_string())).unwrap_or_default();
-    let val_every = (opts.steps / 4).max(1);
-    let text = format!(
-        r#"seed = {seed}
-output_dir = {out:?}
-
-[model]
-dir = {model:?}
-query_max_len = {qlen}
-passage_max_len = {plen}
-device = {device:?}
-{trainable}
-[data]
-corpora = [{train:?}]
-{data_dir}holdout_every = 10
-val_sampler = "hybrid"
-val_alpha = 0.5
-
-[sampler]
-kind = "{kind}"
-alpha = {alpha:?}
-batch_size = {batch}
-seed = {seed}
-
-[loss]
-cached = false
-
-[optim]
-lr = {lr:?}
-warmup_steps = {warmup}
-
-[schedule]
-steps = {steps}
-val_every = {val_every}
-val_batches = 4
-save_every = 0
-"#,
-        seed = opts.seed,
-        out = run_dir.display().to_string(),
-        model = opts.model_dir.display().to_string(),
-        qlen = opts.query_max_len,
-        plen = opts.passage_max_len,
-        device = opts.device,
-        train = train_corpus,
-        batch = opts.batch_size,
-        lr = opts.lr,
-        warmup = (opts.steps / 10).max(1).min(opts.steps),
-        steps = opts.steps,
-    );
-    let config = TrainConfig::from_toml_str(&text, Path::new("<reproduce>"))?;
+    let config = TrainConfig {
+        seed: opts.seed,
+        output_dir: run_dir.to_path_buf(),
+        model: ModelSection {
+            dir: opts.model_dir.clone(),
+            prefixes: PrefixStyle::Model,
+            query_prefix: None,
+            passage_prefix: None,
+            query_max_len: opts.query_max_len,
+            passage_max_len: opts.passage_max_len,
+            device: opts.device.clone(),
+            trainable_layers: opts.trainable_layers,
+            backbone: opts.backbone,
+            static_init: opts.static_init,
+            freeze_embeddings: false,
+            bf16_matmuls: false,
+        },
+        data: DataSection {
+            corpora: vec![train_corpus.to_string()],
+            data_dir: opts.data_dir.clone(),
+            holdout_every: 10,
+            negatives: Default::default(),
+            languages: Vec::new(),
+            // Every sampler is early-stopped on the same validation batches.
+            val_sampler: Some(SamplerKind::Hybrid),
+            val_alpha: Some(0.5),
+        },
+        sampler: SamplerConfig { alpha, batch_size: opts.batch_size, seed: opts.seed, ..SamplerConfig::new(kind) },
+        loss: LossSection { cached: false, ..LossSection::default() },
+        optim: OptimSection { lr: opts.lr, warmup_steps: (opts.steps / 10).max(1).min(opts.steps), ..OptimSection::default() },
+        schedule: ScheduleSection {
+            steps: opts.steps,
+            val_every: (opts.steps / 4).max(1),
+            val_batches: 4,
+            save_every: 0,
+            ..ScheduleSection::default()
+        },
+        eval: EvalSection::default(),
+    };
     config.validate()?;
     Ok(config)
 }
@@ -190,22 +198,26 @@ fn bar(progress: bool, len: u64, what: &str) -> ProgressBar {
 
 /// Trains (or reuses) one model per α on `train_corpus` and evaluates them and the start
 /// model on `eval_name`.
-fn direction(opts: &ReproduceOptions, train_corpus: &str, eval_name: &str, stop: &Option<Arc<AtomicBool>>) -> Result<DirectionResult> {
+fn direction(
+    opts: &ReproduceOptions,
+    train_corpus: &str,
+    eval_name: &str,
+    stop: &Option<Arc<AtomicBool>>,
+) -> Result<DirectionResult> {
     let spec: hybrid_ir_model::DeviceSpec = opts.device.parse()?;
-    let plain = spec.device();
-    let meta = read_meta(&opts.model_dir, &LoadOptions::default())?;
-    let pipeline = TextPipeline::new(&meta, meta.prefixes.clone(), opts.query_max_len, opts.passage_max_len)?;
+    let plain = spec.try_device()?;
 
     // Train first (the expensive, resumable part), then evaluate everything together.
     let mut runs = Vec::new();
     for &alpha in &opts.alphas {
         let label = sampler_label(alpha);
-        let run_dir = opts.out_dir.join(format!("train-{train_corpus}")).join(file_stem(&label));
+        let run_dir = opts.out_dir.join(format!("train-{}", corpus_component(train_corpus))).join(path_component(&label));
         let config = run_config(opts, train_corpus, alpha, &run_dir)?;
         let resume = CheckpointDir::of_run(&run_dir).resolve(Pointer::Last)?.is_some();
         tracing::info!("{label} (α = {alpha}) on {train_corpus}: {} steps{}", opts.steps, if resume { ", resuming" } else { "" });
         let started = Instant::now();
-        let summary = train(&config, &RunOptions { resume, stop_after_step: None, stop_flag: stop.clone(), progress: opts.progress })?;
+        let summary =
+            train(&config, &RunOptions { resume, stop_after_step: None, stop_flag: stop.clone(), progress: opts.progress })?;
         if summary.stop != StopReason::Completed {
             return Err(TrainError::Other(format!(
                 "interrupted while training {label}; run the same command again to resume from {}",
@@ -216,25 +228,45 @@ fn direction(opts: &ReproduceOptions, train_corpus: &str, eval_name: &str, stop:
         runs.push((label, alpha, run_dir, val, started.elapsed().as_secs_f64()));
     }
 
+    // Every run of this direction shares the start model, its info and pipeline.
+    let first = run_config(opts, train_corpus, opts.alphas[0], &opts.out_dir)?;
+    let info = model_info(&first)?;
+    let pipeline = pipeline(&first, &info)?;
     let bench = TokenizedBenchmark::new(load_benchmark(eval_name, opts.data_dir.as_deref(), &opts.eval_languages)?, &pipeline)?;
-    let (base, _) = load_weights(&meta, &plain)?;
-    let base = base.valid();
-    let n_layers = base.encoder.layer.len();
-    let frozen = n_layers - opts.trainable_layers.unwrap_or(n_layers).min(n_layers);
+    let base = info.load(&plain)?.valid();
     let nq = bench.queries.len() as u64;
     let nc = bench.candidates.len() as u64;
-    let b = bar(opts.progress, nq + nc, &format!("{eval_name}: encoding the frozen bottom ({frozen} of {n_layers} layers)"));
-    let q_cache = FrozenPrefixCache::build(&base, &bench.queries, pipeline.pad_id(), frozen, opts.eval_batch_size, |d| b.set_position(d as u64))?;
-    let c_cache =
-        FrozenPrefixCache::build(&base, &bench.candidates, pipeline.pad_id(), frozen, opts.eval_batch_size, |d| b.set_position(nq + d as u64))?;
-    b.finish_and_clear();
+    // A transformer that trains only its top layers shares its frozen bottom with the start
+    // model: encode that once ([`FrozenPrefixCache`]) and only the top per model.
+    let caches = match &base {
+        AnyEncoder::Bert(bert) => {
+            let n_layers = bert.encoder.layer.len();
+            let frozen = n_layers - opts.trainable_layers.filter(|&k| k > 0).unwrap_or(n_layers).min(n_layers);
+            let b =
+                bar(opts.progress, nq + nc, &format!("{eval_name}: encoding the frozen bottom ({frozen} of {n_layers} layers)"));
+            let q = FrozenPrefixCache::build(bert, &bench.queries, pipeline.pad_id(), frozen, opts.eval_batch_size, |d| {
+                b.set_position(d as u64)
+            })?;
+            let c = FrozenPrefixCache::build(bert, &bench.candidates, pipeline.pad_id(), frozen, opts.eval_batch_size, |d| {
+                b.set_position(nq + d as u64)
+            })?;
+            b.finish_and_clear();
+            Some((q, c))
+        }
+        AnyEncoder::Static(_) => None,
+    };
 
-    let evaluate = |model: &hybrid_ir_model::BertEncoder, label: &str| -> Result<LareqaReport> {
+    let evaluate = |model: &AnyEncoder, label: &str| -> Result<LareqaReport> {
         let b = bar(opts.progress, nq + nc, &format!("{eval_name}: {label}"));
-        let queries = q_cache.embed(model, pipeline.pooling, |d| b.set_position(d as u64))?;
-        let candidates = c_cache.embed(model, pipeline.pooling, |d| b.set_position(nq + d as u64))?;
+        let embeddings = match (model, &caches) {
+            (AnyEncoder::Bert(bert), Some((q_cache, c_cache))) => BenchmarkEmbeddings {
+                queries: q_cache.embed(bert, |d| b.set_position(d as u64))?,
+                candidates: c_cache.embed(bert, |d| b.set_position(nq + d as u64))?,
+            },
+            _ => bench.encode(model, &pipeline, opts.eval_batch_size, |d| b.set_position(d as u64))?,
+        };
         b.finish_and_clear();
-        let report = bench.evaluate_embeddings(BenchmarkEmbeddings { queries, candidates })?;
+        let report = bench.evaluate_embeddings(embeddings)?;
         let s = &report.settings;
         tracing::info!(
             "{label} on {eval_name}: mAP mono {:.4} cross {:.4} multi {:.4}, rank distance {:.1}",
@@ -256,8 +288,11 @@ fn direction(opts: &ReproduceOptions, train_corpus: &str, eval_name: &str, stop:
     }];
     for (label, alpha, run_dir, val, secs) in runs {
         let ckpts = CheckpointDir::of_run(&run_dir);
-        let dir = ckpts.resolve(Pointer::Best)?.or(ckpts.resolve(Pointer::Last)?).expect("a finished run has a checkpoint");
-        let model = load_module(&meta, &verify(&dir)?.model_path(), &plain)?.valid();
+        let dir = ckpts
+            .resolve(Pointer::Best)?
+            .or(ckpts.resolve(Pointer::Last)?)
+            .ok_or_else(|| TrainError::checkpoint(ckpts.root(), "the finished run has no checkpoint"))?;
+        let model = load_module_into(info.skeleton(&plain), &verify(&dir)?.model_path())?.valid();
         let report = evaluate(&model, &label)?;
         models.push(ModelResult { label, alpha: Some(alpha), run_dir: Some(run_dir), val, train_seconds: secs, report });
     }
@@ -274,20 +309,30 @@ pub fn reproduce(opts: &ReproduceOptions, stop: Option<Arc<AtomicBool>>) -> Resu
         return Err(TrainError::Other(format!("alpha {a} is outside [0, 1]")));
     }
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| TrainError::io(&opts.out_dir, e))?;
+    // One `reproduce` per output directory (each training run also locks its own directory).
+    let _lock = crate::checkpoint::RunDirLock::acquire(&opts.out_dir)?;
     let started = Instant::now();
     let mut results = vec![direction(opts, &opts.train, &opts.eval, &stop)?];
     if opts.reverse {
         results.push(direction(opts, &opts.eval, &opts.train, &stop)?);
     }
     let markdown = render_markdown(&results, opts, started.elapsed().as_secs_f64());
-    let json = serde_json::to_vec_pretty(&(opts, &results)).expect("results serialise");
+    let json = serde_json::to_vec_pretty(&(opts, &results)).map_err(|e| TrainError::Other(format!("results: {e}")))?;
     crate::checkpoint::write_atomic(&opts.out_dir.join("results.json"), &json)?;
     crate::checkpoint::write_atomic(&opts.out_dir.join("results.md"), markdown.as_bytes())?;
     for d in &results {
         for m in &d.models {
-            let title = format!("{}: mAP of {} trained on {} (rows: query language, columns: candidate language)", d.eval, m.label, d.train);
+            let title = format!(
+                "{}: mAP of {} trained on {} (rows: query language, columns: candidate language)",
+                d.eval, m.label, d.train
+            );
             let svg = hybrid_ir_metrics::heatmap::heatmap_svg(&title, &m.report.languages, &m.report.map_matrix());
-            let name = format!("heatmap-{}-to-{}-{}.svg", d.train, d.eval, file_stem(&m.label));
+            let name = format!(
+                "heatmap-{}-to-{}-{}.svg",
+                corpus_component(&d.train),
+                corpus_component(&d.eval),
+                path_component(&m.label)
+            );
             crate::checkpoint::write_atomic(&opts.out_dir.join(name), svg.as_bytes())?;
         }
     }
@@ -314,7 +359,10 @@ pub fn render_markdown(results: &[DirectionResult], opts: &ReproduceOptions, sec
         for m in &d.models {
             let st = &m.report.settings;
             let val = m.val.map(|((_, a), (step, b))| format!("{a:.4} → {b:.4} ({step})")).unwrap_or_default();
-            s += &format!("| {} → {} | {} | {:.4} | {:.4} | {:.4} | {val} |\n", d.train, d.eval, m.label, st.mono.map, st.cross.map, st.multi.map);
+            s += &format!(
+                "| {} → {} | {} | {:.4} | {:.4} | {:.4} | {val} |\n",
+                d.train, d.eval, m.label, st.mono.map, st.cross.map, st.multi.map
+            );
         }
     }
     s += "\n**Table 2 style: mean rank distance in multilingual retrieval (lower = less language bias)**\n\n| train → eval | model | rank distance | R@1 mono | R@1 cross | R@10 multi |\n|---|---|---:|---:|---:|---:|\n";
@@ -335,11 +383,15 @@ pub fn render_markdown(results: &[DirectionResult], opts: &ReproduceOptions, sec
     }
     for d in results {
         for m in &d.models {
-            s += &format!("\n**mAP matrix, {} (trained on {}), eval {}: rows = query language, columns = candidate language (×100)**\n\n", m.label, d.train, d.eval);
+            s += &format!(
+                "\n**mAP matrix, {} (trained on {}), eval {}: rows = query language, columns = candidate language (×100)**\n\n",
+                m.label, d.train, d.eval
+            );
             let langs = &m.report.languages;
             s += &format!("| q \\ c | {} |\n|---|{}\n", langs.join(" | "), "---:|".repeat(langs.len()));
             for (x, row) in langs.iter().zip(m.report.map_matrix()) {
-                let cells: Vec<String> = row.iter().map(|v| v.map(|v| format!("{:.1}", v * 100.0)).unwrap_or_else(|| "–".into())).collect();
+                let cells: Vec<String> =
+                    row.iter().map(|v| v.map(|v| format!("{:.1}", v * 100.0)).unwrap_or_else(|| "–".into())).collect();
                 s += &format!("| {x} | {} |\n", cells.join(" | "));
             }
         }

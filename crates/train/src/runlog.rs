@@ -86,8 +86,8 @@ impl MetricsLog {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let event: MetricsEvent = serde_json::from_str(&line)
-                    .map_err(|e| TrainError::Other(format!("{}:{}: {e}", path.display(), i + 1)))?;
+                let event: MetricsEvent =
+                    serde_json::from_str(&line).map_err(|e| TrainError::Other(format!("{}:{}: {e}", path.display(), i + 1)))?;
                 if event.step() <= keep_until_step {
                     events.push(event);
                 }
@@ -104,7 +104,8 @@ impl MetricsLog {
 
     /// Appends one event.
     pub fn push(&mut self, event: MetricsEvent) -> Result<()> {
-        let mut file = OpenOptions::new().append(true).create(true).open(&self.path).map_err(|e| TrainError::io(&self.path, e))?;
+        let mut file =
+            OpenOptions::new().append(true).create(true).open(&self.path).map_err(|e| TrainError::io(&self.path, e))?;
         let line = serde_json::to_string(&event).expect("event serialises");
         writeln!(file, "{line}").map_err(|e| TrainError::io(&self.path, e))?;
         self.events.push(event);
@@ -205,22 +206,8 @@ pub fn loss_svg(train: &[(f64, f64)], val: &[(f64, f64)]) -> String {
     s
 }
 
-/// The git commit of the working directory, if `git` can tell (`unknown` otherwise), with
-/// `-dirty` when tracked files changed.
+/// The project commit this binary was built from (recorded at build time by `build.rs`; no git
+/// process runs in the user's directory).
 pub fn git_commit() -> String {
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    match run(&["rev-parse", "HEAD"]) {
-        Some(commit) => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-            if dirty { format!("{commit}-dirty") } else { commit }
-        }
-        None => "unknown".into(),
-    }
+    env!("HYBRID_IR_GIT_COMMIT").to_string()
 }

@@ -5,11 +5,11 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
-use hybrid_ir_loss::CachedLoss;
-use hybrid_ir_model::BertEncoder;
+use hybrid_ir_loss::{CachedLoss, ContrastiveLoss};
+use hybrid_ir_model::Backbone;
 
 use crate::adamw::InPlaceAdamW;
-use crate::config::TrainConfig;
+use crate::config::{LossSection, OptimSection};
 use crate::encode::TokenizedBatch;
 use crate::error::Result;
 
@@ -27,6 +27,29 @@ pub struct StepRunner {
     pub seed: u64,
 }
 
+/// How the loss of one batch is computed: the `[loss]` settings that are not the loss itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StepSettings {
+    /// Rows embedded at a time in the cached step.
+    pub chunk_size: usize,
+    /// GradCache (`true`) or one forward with graph over the whole batch.
+    pub cached: bool,
+    /// Chunk each role's rows longest first.
+    pub sort_by_length: bool,
+}
+
+impl Default for StepSettings {
+    fn default() -> Self {
+        Self::from(&LossSection::default())
+    }
+}
+
+impl From<&LossSection> for StepSettings {
+    fn from(l: &LossSection) -> Self {
+        Self { chunk_size: l.chunk_size, cached: l.cached, sort_by_length: l.sort_by_length }
+    }
+}
+
 /// Gradients of one optimizer step, before the update.
 pub struct StepGradients {
     /// Averaged over the micro-batches, clipped.
@@ -38,28 +61,28 @@ pub struct StepGradients {
 }
 
 impl StepRunner {
-    /// AdamW and the loss as `config` says.
-    pub fn new(config: &TrainConfig) -> Result<Self> {
-        let o = &config.optim;
-        let optim = ModuleOptimizer::from(InPlaceAdamW::new(
-            o.beta1 as f32,
-            o.beta2 as f32,
-            o.eps as f32,
-            o.weight_decay as f32,
+    /// AdamW as `optim` says around `loss`, chunked and cached as `step` says; dropout seeds
+    /// derive from `seed`.
+    pub fn new(optim: &OptimSection, loss: Box<dyn ContrastiveLoss>, step: &StepSettings, seed: u64) -> Result<Self> {
+        let adamw = ModuleOptimizer::from(InPlaceAdamW::new(
+            optim.beta1 as f32,
+            optim.beta2 as f32,
+            optim.eps as f32,
+            optim.weight_decay as f32,
         ));
         Ok(Self {
-            optim,
-            cached: CachedLoss::new(config.loss.loss_config().build()?, config.loss.chunk_size)?,
-            use_cache: config.loss.cached,
-            grad_clip_norm: config.optim.grad_clip_norm,
-            seed: config.seed,
+            optim: adamw,
+            cached: CachedLoss::new(loss, step.chunk_size)?,
+            use_cache: step.cached,
+            grad_clip_norm: optim.grad_clip_norm,
+            seed,
         })
     }
 
     /// Loss and averaged, clipped gradients of optimizer step `step` over `batches` (one per
     /// micro-batch). Non-finite losses or norms are returned, not checked: the caller decides.
-    pub fn gradients(&self, model: &BertEncoder, step: u64, batches: &[TokenizedBatch]) -> Result<StepGradients> {
-        let mut acc = GradientsAccumulator::<BertEncoder>::new();
+    pub fn gradients<B: Backbone>(&self, model: &B, step: u64, batches: &[TokenizedBatch]) -> Result<StepGradients> {
+        let mut acc = GradientsAccumulator::<B>::new();
         let mut losses = Vec::with_capacity(batches.len());
         for (micro, tokens) in batches.iter().enumerate() {
             let seed = step_seed(self.seed, step, micro);
@@ -87,7 +110,7 @@ impl StepRunner {
     }
 
     /// Applies the update with learning rate `lr`.
-    pub fn apply(&mut self, model: BertEncoder, grads: GradientsParams, lr: f64) -> BertEncoder {
+    pub fn apply<B: Backbone>(&mut self, model: B, grads: GradientsParams, lr: f64) -> B {
         self.optim.step(lr, model, grads)
     }
 }
@@ -103,7 +126,7 @@ pub fn step_seed(seed: u64, step: u64, micro: usize) -> u64 {
 
 /// L2 norm of all gradients of `model`'s parameters. The squared sums stay on the device and
 /// are read back once (one sync instead of one per parameter: ~200 on e5, costly on CUDA).
-fn grad_norm(model: &BertEncoder, grads: &GradientsParams) -> f64 {
+fn grad_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
     struct Norm<'a>(&'a GradientsParams, Vec<Tensor<1>>);
     impl ModuleVisitor for Norm<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -121,7 +144,7 @@ fn grad_norm(model: &BertEncoder, grads: &GradientsParams) -> f64 {
 }
 
 /// Multiplies every gradient by `factor`.
-fn scale_grads(model: &BertEncoder, grads: &mut GradientsParams, factor: f64) {
+fn scale_grads<M: Module>(model: &M, grads: &mut GradientsParams, factor: f64) {
     struct Scale<'a>(&'a mut GradientsParams, f64);
     impl ModuleVisitor for Scale<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {

@@ -1,29 +1,35 @@
-//! The training loop: sampler → tokenized batch → cached contrastive step → (accumulate) →
+//! The one trainer: sampler → tokenized batch → cached contrastive step → (accumulate) →
 //! global-norm clipping → AdamW with the scheduled lr; validation, checkpoints, evaluation.
+//!
+//! [`Trainer`] takes parts, not a config: any [`Backbone`], any [`BatchSampler`] for training
+//! and for validation, any [`ContrastiveLoss`], a burn [`Device`] and [`TrainerSettings`]
+//! (optimizer, schedule, step and seed), assembled with [`Trainer::builder`].
+//! [`crate::train`] is the thin layer that builds these parts from a TOML config.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor};
-use hybrid_ir_data::sampler::{BatchSampler, SamplerConfig};
-use hybrid_ir_data::{LareqaBenchmark, ParallelCorpus, load_user_corpus, resolve_data_dir};
+use burn::tensor::Device;
+use hybrid_ir_data::sampler::BatchSampler;
+use hybrid_ir_eval::TokenizedBenchmark;
+use hybrid_ir_loss::ContrastiveLoss;
 use hybrid_ir_metrics::LareqaReport;
-use hybrid_ir_model::{BertEncoder, LoadOptions, ModelMeta, load_module, load_weights, read_meta, save_module};
+use hybrid_ir_model::{Backbone, TextPipeline, count_parameters, load_module_into, save_module};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{
-    CheckpointDir, MODEL_FILE, OPTIMIZER_FILE, Pointer, RngRecord, TrainState, VerifiedCheckpoint, step_dir_name, verify,
+    CheckpointDir, MODEL_FILE, OPTIMIZER_FILE, Pointer, RngRecord, RunDirLock, TrainState, VerifiedCheckpoint, step_dir_name,
+    verify,
 };
-use crate::config::{DataSection, ModelSection, TrainConfig};
-use crate::encode::{TextPipeline, TokenizedBatch};
+use crate::config::{OptimSection, ScheduleSection};
+use crate::encode::TokenizedBatch;
 use crate::error::{Result, TrainError};
-use crate::eval::{TokenizedBenchmark, load_benchmark};
 use crate::runlog::{MetricsEvent, MetricsLog, git_commit};
 use crate::schedule::LrSchedule;
-use crate::step::{StepRunner, step_seed};
+use crate::step::{StepRunner, StepSettings, step_seed};
 
 /// How one invocation runs (not part of the config: does not change the result).
 #[derive(Debug, Clone, Default)]
@@ -71,91 +77,143 @@ pub struct RunSummary {
     pub last_checkpoint: PathBuf,
 }
 
-/// Runs (or resumes) a training run described by `config`.
-pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<RunSummary> {
-    config.validate()?;
-    let mut trainer = Trainer::prepare(config, options)?;
-    trainer.run(options)
+/// The plain-value settings of a run: optimizer, schedule, how a step computes the loss, the
+/// seed and evaluation cadence. A TOML config's `[optim]`, `[schedule]`, `[loss]` (chunking)
+/// and `seed` become these; library users build them as typed values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainerSettings {
+    /// Master seed: dropout masks of step `s`, micro-batch `m` are seeded from `(seed, s, m)`.
+    pub seed: u64,
+    /// AdamW, warm-up and decay, clipping, accumulation.
+    pub optim: OptimSection,
+    /// Steps, validation / checkpoint / evaluation cadence, validation batches.
+    pub schedule: ScheduleSection,
+    /// Chunk size, cached or not, length-sorted chunks.
+    pub step: StepSettings,
+    /// Texts per encoder batch when evaluating.
+    pub eval_batch_size: usize,
+    /// Evaluate the final model (the `best` checkpoint when validation ran) at the end.
+    pub eval_at_end: bool,
 }
 
-/// Training corpora (train part) and held-out parts, loaded and split as `[data]` says.
-pub fn load_corpora(data: &DataSection) -> Result<(Vec<Arc<ParallelCorpus>>, Vec<Arc<ParallelCorpus>>)> {
-    let mut train = Vec::new();
-    let mut held = Vec::new();
-    for name in &data.corpora {
-        let corpus = match LareqaBenchmark::parse(name) {
-            Ok(bench) => {
-                let root = resolve_data_dir(data.data_dir.as_deref());
-                ParallelCorpus::from_lareqa(&bench.load(&root)?, data.negatives)
-            }
-            Err(_) => load_user_corpus(Path::new(name))?,
-        };
-        let corpus = if data.languages.is_empty() {
-            corpus
-        } else {
-            let keep: Vec<&str> =
-                data.languages.iter().map(String::as_str).filter(|l| corpus.language_index(l).is_some()).collect();
-            if keep.is_empty() {
-                return Err(TrainError::Other(format!(
-                    "corpus {name} has none of data.languages {:?} (it has {})",
-                    data.languages,
-                    corpus.languages().join(", ")
-                )));
-            }
-            corpus.restrict_languages(&keep)?
-        };
-        if data.holdout_every >= 2 {
-            let (t, h) = corpus.split_holdout(data.holdout_every);
-            train.push(Arc::new(t));
-            held.push(Arc::new(h));
-        } else {
-            train.push(Arc::new(corpus));
+impl Default for TrainerSettings {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            optim: OptimSection::default(),
+            schedule: ScheduleSection::default(),
+            step: StepSettings::default(),
+            eval_batch_size: 64,
+            eval_at_end: true,
         }
     }
-    Ok((train, held))
 }
 
-/// Applies `[model]`'s training settings: freezes the embeddings and all but the top
-/// `trainable_layers` layers, and sets the matmul precision (`bf16_matmuls`).
-pub fn configure_model(model: BertEncoder, section: &ModelSection) -> BertEncoder {
-    let BertEncoder { embeddings, mut encoder, pooler, bf16_matmuls: _ } = model;
-    let n = encoder.layer.len();
-    let trainable = section.trainable_layers.unwrap_or(n).min(n);
-    // `freeze()` (not just `no_grad()`): frozen parts also run without dropout, a deterministic
-    // feature extractor, which is faster (burn Flex draws dropout masks on one thread) and lets
-    // evaluation cache their outputs across models that share them.
-    let embeddings = if section.freeze_embeddings || trainable < n { embeddings.freeze() } else { embeddings };
-    encoder.layer =
-        std::mem::take(&mut encoder.layer).into_iter().enumerate().map(|(i, l)| if i < n - trainable { l.freeze() } else { l }).collect();
-    BertEncoder { embeddings, encoder, pooler, bf16_matmuls: section.bf16_matmuls }
+/// What a run records about where its parts came from (the run card, `config.toml`, the
+/// checkpoint fingerprint). [`crate::train`] fills it from the TOML config.
+#[derive(Debug, Clone, Default)]
+pub struct RunRecord {
+    /// The resolved config, written to `config.toml` and the run card.
+    pub config_toml: Option<String>,
+    /// Fingerprint a checkpoint must carry to be resumed by this run (default: a hash of the
+    /// settings and the parts' descriptions).
+    pub fingerprint: Option<String>,
+    /// Where the model came from (run card).
+    pub model: String,
+    /// What the data is (run card).
+    pub data: String,
 }
 
-/// `(all parameters, parameters that train)`.
-pub fn count_parameters(model: &BertEncoder) -> (usize, usize) {
-    struct Count(usize, usize);
-    impl ModuleVisitor for Count {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let t = param.val();
-            let n = t.shape().num_elements();
-            self.0 += n;
-            if t.is_require_grad() {
-                self.1 += n;
-            }
-        }
+/// Assembles a [`Trainer`] from parts; see [`Trainer::builder`].
+pub struct TrainerBuilder<B: Backbone> {
+    model: B,
+    pipeline: TextPipeline,
+    sampler: Box<dyn BatchSampler>,
+    output_dir: PathBuf,
+    loss: Option<Box<dyn ContrastiveLoss>>,
+    validation: Option<(Box<dyn BatchSampler>, usize)>,
+    device: Option<Device>,
+    settings: TrainerSettings,
+    evaluation: Option<TokenizedBenchmark>,
+    record: RunRecord,
+}
+
+impl<B: Backbone> TrainerBuilder<B> {
+    /// The contrastive loss (default: in-batch InfoNCE on cosine, τ = 0.05, parallel-id masking).
+    pub fn loss(mut self, loss: Box<dyn ContrastiveLoss>) -> Self {
+        self.loss = Some(loss);
+        self
     }
-    let mut c = Count(0, 0);
-    model.visit(&mut c);
-    (c.0, c.1)
+
+    /// Validation: `batches` fixed batches drawn once from `sampler` (the same batches at every
+    /// validation; the lowest loss marks the `best` checkpoint). Cadence: `schedule.val_every`.
+    pub fn validation(mut self, sampler: Box<dyn BatchSampler>, batches: usize) -> Self {
+        self.validation = Some((sampler, batches));
+        self
+    }
+
+    /// The plain device to train on (the trainer uses its autodiff form). Default: the device
+    /// the model is on.
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = Some(device);
+        self
+    }
+
+    /// All plain-value settings at once.
+    pub fn settings(mut self, settings: TrainerSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// AdamW and the learning-rate schedule.
+    pub fn optim(mut self, optim: OptimSection) -> Self {
+        self.settings.optim = optim;
+        self
+    }
+
+    /// Run length and cadence.
+    pub fn schedule(mut self, schedule: ScheduleSection) -> Self {
+        self.settings.schedule = schedule;
+        self
+    }
+
+    /// Master seed (dropout masks).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.settings.seed = seed;
+        self
+    }
+
+    /// Retrieval evaluation on a tokenized benchmark (every `schedule.eval_every` steps and at
+    /// the end).
+    pub fn evaluation(mut self, benchmark: TokenizedBenchmark) -> Self {
+        self.evaluation = Some(benchmark);
+        self
+    }
+
+    /// What the run card and checkpoints record about the parts.
+    pub fn record(mut self, record: RunRecord) -> Self {
+        self.record = record;
+        self
+    }
+
+    /// Checks the settings, prepares the run directory and, with `options.resume`, restores the
+    /// model, optimizer and sampler from the `last` checkpoint.
+    pub fn build(self, options: &RunOptions) -> Result<Trainer<B>> {
+        Trainer::prepare(self, options)
+    }
 }
 
-struct Trainer {
-    config: TrainConfig,
+/// The training loop over any backbone, sampler and loss.
+pub struct Trainer<B: Backbone> {
+    /// Held for the trainer's lifetime: one writer per run directory.
+    _lock: RunDirLock,
+    settings: TrainerSettings,
+    record: RunRecord,
+    fingerprint: String,
     run_dir: PathBuf,
-    meta: ModelMeta,
-    plain_device: Device,
     pipeline: TextPipeline,
     /// `None` only while the optimizer owns it inside a step (so tensors can update in place).
-    model: Option<BertEncoder>,
+    model: Option<B>,
     runner: StepRunner,
     sampler: Box<dyn BatchSampler>,
     val_batches: Vec<TokenizedBatch>,
@@ -170,28 +228,87 @@ struct Trainer {
     lr: f64,
 }
 
-impl Trainer {
-    fn model(&self) -> &BertEncoder {
+impl<B: Backbone> Trainer<B> {
+    /// Starts assembling a run: `model` (on any device; frozen parameters stay frozen) read
+    /// through `pipeline`, trained on batches of `sampler`, writing to `output_dir`.
+    pub fn builder(
+        model: B,
+        pipeline: TextPipeline,
+        sampler: Box<dyn BatchSampler>,
+        output_dir: impl Into<PathBuf>,
+    ) -> TrainerBuilder<B> {
+        TrainerBuilder {
+            model,
+            pipeline,
+            sampler,
+            output_dir: output_dir.into(),
+            loss: None,
+            validation: None,
+            device: None,
+            settings: TrainerSettings::default(),
+            evaluation: None,
+            record: RunRecord::default(),
+        }
+    }
+
+    /// The model as it is now (on the training device).
+    pub fn model(&self) -> &B {
         self.model.as_ref().expect("model present between steps")
     }
 
-    fn prepare(config: &TrainConfig, options: &RunOptions) -> Result<Self> {
-        let run_dir = config.output_dir.clone();
+    /// Optimizer steps done.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    fn prepare(parts: TrainerBuilder<B>, options: &RunOptions) -> Result<Self> {
+        let TrainerBuilder {
+            model,
+            pipeline,
+            mut sampler,
+            output_dir: run_dir,
+            loss,
+            validation,
+            device,
+            settings,
+            evaluation,
+            mut record,
+        } = parts;
+        check_settings(&settings)?;
+        let loss = match loss {
+            Some(loss) => loss,
+            None => hybrid_ir_loss::LossConfig::default().build()?,
+        };
+        let fingerprint = match &record.fingerprint {
+            Some(f) => f.clone(),
+            None => parts_fingerprint(&settings, sampler.as_ref(), loss.as_ref(), &model),
+        };
+        if record.data.is_empty() {
+            record.data = sampler.describe();
+        }
+        if run_dir.as_os_str().is_empty() {
+            return Err(TrainError::Other("the output directory is empty; name a directory for the run".into()));
+        }
         std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::io(&run_dir, e))?;
+        let lock = RunDirLock::acquire(&run_dir)?;
         let checkpoints = CheckpointDir::of_run(&run_dir);
+        let stale = checkpoints.remove_stale_temporaries()?;
+        if stale > 0 {
+            tracing::info!(removed = stale, "removed temporary checkpoint directories left by a killed run");
+        }
         let resume_from: Option<VerifiedCheckpoint> = if options.resume {
             let dir = checkpoints.resolve(Pointer::Last)?.ok_or_else(|| {
                 TrainError::checkpoint(checkpoints.root().join("last"), "nothing to resume: the run has no checkpoint yet")
             })?;
             let ckpt = verify(&dir)?;
-            if ckpt.state.config_fingerprint != config.fingerprint() {
+            if ckpt.state.config_fingerprint != fingerprint {
                 return Err(TrainError::checkpoint(
                     &dir,
                     format!(
-                        "was written with a different config (fingerprint {} vs {}); resume with the run's own \
-                         config.toml ({})",
+                        "was written with different settings or parts (fingerprint {} vs {}); resume with the run's own \
+                         config ({}) and the same parts",
                         ckpt.state.config_fingerprint,
-                        config.fingerprint(),
+                        fingerprint,
                         run_dir.join("config.toml").display()
                     ),
                 ));
@@ -206,81 +323,67 @@ impl Trainer {
             }
             None
         };
-        crate::checkpoint::write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())?;
-
-        let spec = config.device_spec()?;
-        let plain_device = spec.device();
-        let train_device = spec.autodiff_device();
-        let meta = read_meta(&config.model.dir, &LoadOptions::default())?;
-        let prefixes = config.prefixes(&meta.prefixes);
-        let pipeline = TextPipeline::new(&meta, prefixes, config.model.query_max_len, config.model.passage_max_len)?;
-
-        let (train_corpora, held_corpora) = load_corpora(&config.data)?;
-        for c in &train_corpora {
-            let s = c.stats();
-            tracing::info!(corpus = %s.corpus, ids = s.ids, examples = s.examples, languages = %s.languages.join(","), "training corpus");
+        if let Some(toml) = &record.config_toml {
+            crate::checkpoint::write_atomic(&run_dir.join("config.toml"), toml.as_bytes())?;
         }
-        let mut sampler = config.sampler.build_multi(train_corpora)?;
+
+        let plain_device = device.map_or_else(|| model.device().without_autodiff(), Device::without_autodiff);
+        let train_device = plain_device.clone().autodiff();
+        // `fork` keeps which parameters train; a model already there is left as it is.
+        let model = if model.device() == train_device { model } else { model.fork(&train_device) };
+        let token_check = pipeline.query_tokenizer.vocab_size().max(pipeline.passage_tokenizer.vocab_size());
+        if token_check > model.vocab_size() {
+            return Err(TrainError::Other(format!(
+                "the tokenizer has {token_check} tokens but the model's embedding table has only {} rows",
+                model.vocab_size()
+            )));
+        }
         tracing::info!("sampler: {}", sampler.describe());
 
-        let val_batches = if config.schedule.val_every > 0 && !held_corpora.is_empty() {
-            let mut val_cfg: SamplerConfig = config.sampler.clone();
-            if let Some(kind) = config.data.val_sampler {
-                val_cfg.kind = kind;
-            }
-            if let Some(alpha) = config.data.val_alpha {
-                val_cfg.alpha = alpha;
-            }
-            val_cfg.seed = step_seed(config.seed, u64::MAX, 0);
-            let mut val_sampler = val_cfg.build_multi(held_corpora)?;
-            (0..config.schedule.val_batches)
-                .map(|_| Ok(pipeline.tokenize_batch(&val_sampler.next_batch())?.with_chunk_order(config.loss.sort_by_length)))
-                .collect::<Result<Vec<_>>>()?
-        } else {
-            Vec::new()
+        let val_batches = match validation {
+            Some((mut val_sampler, n)) if settings.schedule.val_every > 0 => (0..n)
+                .map(|_| {
+                    Ok(TokenizedBatch::new(&pipeline, &val_sampler.next_batch())?.with_chunk_order(settings.step.sort_by_length))
+                })
+                .collect::<Result<Vec<_>>>()?,
+            _ => Vec::new(),
         };
 
-        let eval_bench = match &config.eval.benchmark {
-            Some(name) => {
-                let bench = load_benchmark(name, config.data.data_dir.as_deref(), &config.eval.languages)?;
-                Some(TokenizedBenchmark::new(bench, &pipeline)?)
-            }
-            None => None,
-        };
-
-        let mut runner = StepRunner::new(config)?;
-        let schedule = LrSchedule::new(&config.optim, config.schedule.steps);
+        let mut runner = StepRunner::new(&settings.optim, loss, &settings.step, settings.seed)?;
+        let schedule = LrSchedule::new(&settings.optim, settings.schedule.steps);
         let (model, step, examples_seen, best_val, last_saved, lr) = match &resume_from {
             Some(ckpt) => {
-                let model = configure_model(load_module(&meta, &ckpt.model_path(), &train_device)?, &config.model);
-                runner.optim = runner.optim.load(ckpt.optimizer_path()).map_err(|e| {
-                    TrainError::checkpoint(ckpt.optimizer_path(), format!("cannot load optimizer state: {e}"))
-                })?;
+                // Loading keeps each parameter's device and whether it trains.
+                let model = load_module_into(model, &ckpt.model_path())?;
+                runner.optim = runner
+                    .optim
+                    .load(ckpt.optimizer_path())
+                    .map_err(|e| TrainError::checkpoint(ckpt.optimizer_path(), format!("cannot load optimizer state: {e}")))?;
                 sampler.restore(&ckpt.state.sampler)?;
                 tracing::info!(step = ckpt.state.step, dir = %ckpt.dir.display(), "resuming");
                 let s = &ckpt.state;
                 (model, s.step, s.examples_seen, s.best_val, Some(s.step), s.lr)
             }
-            None => {
-                let (encoder, report) = load_weights(&meta, &train_device)?;
-                tracing::info!(model = %meta.name, tensors = report.applied, "loaded base model");
-                (configure_model(encoder, &config.model), 0, 0, None, None, 0.0)
-            }
+            None => (model, 0, 0, None, None, 0.0),
         };
         let (total, trainable) = count_parameters(&model);
-        tracing::info!(total, trainable, "parameters");
+        tracing::info!(total, trainable, backbone = model.kind(), "parameters");
+        if trainable == 0 {
+            return Err(TrainError::Other("no parameter of the model trains (everything is frozen)".into()));
+        }
         let log = MetricsLog::open(&run_dir, resume_from.as_ref().map(|c| c.state.step))?;
         Ok(Self {
-            config: config.clone(),
+            _lock: lock,
+            settings,
+            record,
+            fingerprint,
             run_dir,
-            meta,
-            plain_device,
             pipeline,
             model: Some(model),
             runner,
             sampler,
             val_batches,
-            eval_bench,
+            eval_bench: evaluation,
             schedule,
             checkpoints,
             log,
@@ -306,11 +409,19 @@ impl Trainer {
     fn train_step(&mut self) -> Result<(f64, f64, String, usize)> {
         let step = self.step + 1;
         let mut kinds: Vec<String> = Vec::new();
-        let mut batches = Vec::with_capacity(self.config.optim.grad_accum);
-        for _ in 0..self.config.optim.grad_accum {
+        let mut batches = Vec::with_capacity(self.settings.optim.grad_accum);
+        for _ in 0..self.settings.optim.grad_accum {
             let batch = self.sampler.next_batch();
+            if batch.pairs.len() < 2 {
+                return Err(TrainError::Other(format!(
+                    "step {step}: the sampler gave a batch of {} pair(s) from {}; an in-batch contrastive loss needs at \
+                     least 2 (with 1 the loss is a constant 0 and nothing is learned)",
+                    batch.pairs.len(),
+                    batch.corpus
+                )));
+            }
             kinds.push(batch.kind.label().to_string());
-            batches.push(self.pipeline.tokenize_batch(&batch)?.with_chunk_order(self.config.loss.sort_by_length));
+            batches.push(TokenizedBatch::new(&self.pipeline, &batch)?.with_chunk_order(self.settings.step.sort_by_length));
         }
         let pairs = batches.iter().map(TokenizedBatch::len).sum();
         let out = self.runner.gradients(self.model(), step, &batches)?;
@@ -341,28 +452,29 @@ impl Trainer {
         Ok((loss, out.norm, unique.join("+"), pairs))
     }
 
-    fn state(&self) -> TrainState {
-        TrainState {
+    fn state(&self) -> Result<TrainState> {
+        let sampler = self.sampler.state().map_err(|e| TrainError::Other(format!("checkpoint at step {}: {e}", self.step)))?;
+        Ok(TrainState {
             format_version: crate::checkpoint::FORMAT_VERSION,
             step: self.step,
             examples_seen: self.examples_seen,
             lr: self.lr,
             scheduler: self.schedule,
-            sampler: self.sampler.state(),
+            sampler,
             rng: RngRecord {
                 scheme: "dropout seed of micro-batch m of step s = splitmix(seed, s, m); chunk seeds from it (loss::chunk_seed)"
                     .into(),
-                seed: self.config.seed,
-                next_step_seed: step_seed(self.config.seed, self.step + 1, 0),
+                seed: self.settings.seed,
+                next_step_seed: step_seed(self.settings.seed, self.step + 1, 0),
             },
             best_val: self.best_val,
-            config_fingerprint: self.config.fingerprint(),
-            model_name: self.meta.name.clone(),
-        }
+            config_fingerprint: self.fingerprint.clone(),
+            model_name: self.record.model.clone(),
+        })
     }
 
     fn save(&mut self, is_best: bool) -> Result<PathBuf> {
-        let state = self.state();
+        let state = self.state()?;
         let model = self.model();
         let optim = &self.runner.optim;
         let dir = self.checkpoints.save(&state, |tmp| {
@@ -401,9 +513,11 @@ impl Trainer {
         Ok(best)
     }
 
-    fn evaluate(&self, model: &BertEncoder) -> Result<Option<LareqaReport>> {
-        let Some(bench) = &self.eval_bench else { return Ok(None) };
-        let report = bench.evaluate(model, &self.pipeline, self.config.eval.batch_size, |_| {})?;
+    fn evaluate(&self, model: &B) -> Result<Option<LareqaReport>> {
+        let Some(bench) = &self.eval_bench else {
+            return Ok(None);
+        };
+        let report = bench.evaluate(model, &self.pipeline, self.settings.eval_batch_size, |_| {})?;
         Ok(Some(report))
     }
 
@@ -428,9 +542,11 @@ impl Trainer {
         })
     }
 
-    fn run(&mut self, options: &RunOptions) -> Result<RunSummary> {
-        let total = self.config.schedule.steps;
-        let sched = self.config.schedule;
+    /// Trains until the schedule ends, `options.stop_after_step` or the stop flag; saves
+    /// checkpoints, validates, evaluates and writes the run card.
+    pub fn run(&mut self, options: &RunOptions) -> Result<RunSummary> {
+        let total = self.settings.schedule.steps;
+        let sched = self.settings.schedule;
         if self.step == 0 && !self.val_batches.is_empty() {
             self.validate_now()?;
             self.best_val = self.best_val.map(|(_, l)| (0, l));
@@ -499,16 +615,16 @@ impl Trainer {
         }
 
         let mut final_eval = None;
-        if stop == StopReason::Completed && self.config.eval.at_end && self.eval_bench.is_some() {
+        if stop == StopReason::Completed && self.settings.eval_at_end && self.eval_bench.is_some() {
             let model = match self.checkpoints.resolve(Pointer::Best)? {
-                Some(dir) => load_module(&self.meta, &verify(&dir)?.model_path(), &self.plain_device)?,
+                Some(dir) => load_module_into(self.model().valid(), &verify(&dir)?.model_path())?,
                 None => self.model().valid(),
             };
             final_eval = self.evaluate(&model)?;
             if let Some(report) = &final_eval {
                 self.log_eval(report)?;
                 let path = self.run_dir.join("final_eval.json");
-                let json = serde_json::to_vec_pretty(report).expect("report serialises");
+                let json = serde_json::to_vec_pretty(report).map_err(|e| TrainError::Other(format!("report: {e}")))?;
                 crate::checkpoint::write_atomic(&path, &json)?;
             }
         }
@@ -540,11 +656,20 @@ impl Trainer {
         let mut s = String::new();
         s += &format!("# Run card: {}\n\n", self.run_dir.display());
         s += &format!("- commit: `{}`\n", git_commit());
-        s += &format!("- model: `{}` ({} parameters, {} trained)\n", self.meta.source_dir.display(), total, trainable);
+        s += &format!(
+            "- model: `{}`, {} backbone ({} parameters, {} trained)\n",
+            self.record.model,
+            self.model().kind(),
+            total,
+            trainable
+        );
         s += &format!("- prefixes: query {:?}, passage {:?}\n", self.pipeline.prefixes.query, self.pipeline.prefixes.passage);
-        s += &format!("- data: {} (languages: {})\n", self.config.data.corpora.join(", "), if self.config.data.languages.is_empty() { "all".to_string() } else { self.config.data.languages.join(", ") });
+        s += &format!("- data: {}\n", self.record.data);
         s += &format!("- sampler: {}\n", self.sampler.describe());
-        s += &format!("- steps: {} of {} ({:?}); pairs seen: {}\n", summary.step, self.config.schedule.steps, summary.stop, self.examples_seen);
+        s += &format!(
+            "- steps: {} of {} ({:?}); pairs seen: {}\n",
+            summary.step, self.settings.schedule.steps, summary.stop, self.examples_seen
+        );
         if let Some(l) = summary.last_train_loss {
             s += &format!("- last training loss: {l:.4}\n");
         }
@@ -567,11 +692,62 @@ impl Trainer {
                 m.multi.rank_distance.unwrap_or(f64::NAN)
             );
         }
-        s += "\nFiles: `config.toml` (resolved config), `metrics.jsonl`, `loss.svg`, `checkpoints/{last,best}`";
+        s += if self.record.config_toml.is_some() { "\nFiles: `config.toml` (resolved config), " } else { "\nFiles: " };
+        s += "`metrics.jsonl`, `loss.svg`, `checkpoints/{last,best}`";
         s += if summary.final_eval.is_some() { ", `final_eval.json`.\n" } else { ".\n" };
-        s += &format!("\n## Config\n\n```toml\n{}```\n", self.config.to_toml());
+        match &self.record.config_toml {
+            Some(toml) => s += &format!("\n## Config\n\n```toml\n{toml}```\n"),
+            None => {
+                let json =
+                    serde_json::to_string_pretty(&self.settings).map_err(|e| TrainError::Other(format!("settings: {e}")))?;
+                s += &format!("\n## Settings\n\n```json\n{json}\n```\n");
+            }
+        }
         crate::checkpoint::write_atomic(&self.run_dir.join("run.md"), s.as_bytes())
     }
+}
+
+/// Refuses settings no run can use (the TOML layer reports these per field; library users get
+/// the same checks).
+fn check_settings(s: &TrainerSettings) -> Result<()> {
+    let mut p = Vec::new();
+    if s.schedule.steps == 0 {
+        p.push("schedule.steps must be >= 1".to_string());
+    }
+    if s.optim.grad_accum == 0 {
+        p.push("optim.grad_accum must be >= 1".to_string());
+    }
+    if !(s.optim.lr.is_finite() && s.optim.lr > 0.0) {
+        p.push(format!("optim.lr must be finite and > 0, got {}", s.optim.lr));
+    }
+    if s.step.chunk_size == 0 {
+        p.push("loss.chunk_size must be >= 1".to_string());
+    }
+    if s.eval_batch_size == 0 {
+        p.push("eval.batch_size must be >= 1".to_string());
+    }
+    if p.is_empty() { Ok(()) } else { Err(TrainError::ConfigInvalid { problems: p }) }
+}
+
+/// Default fingerprint of a run assembled from parts: the settings plus what the parts say of
+/// themselves, so a resume with another sampler, loss or model shape is refused.
+fn parts_fingerprint<B: Backbone>(
+    settings: &TrainerSettings,
+    sampler: &dyn BatchSampler,
+    loss: &dyn ContrastiveLoss,
+    model: &B,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let (total, trainable) = count_parameters(model);
+    let text = format!(
+        "{}\n{}\n{:?}\n{} {} {total} {trainable}",
+        serde_json::to_string(settings).unwrap_or_default(),
+        sampler.describe(),
+        loss,
+        model.kind(),
+        model.dim()
+    );
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Installs a Ctrl-C handler that sets the returned flag (call once per process). A second

@@ -11,7 +11,7 @@ use burn::tensor::Device;
 use hybrid_ir_train::{RunOptions, StopReason, load_run_model, train};
 
 fn weights(run: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let (_, _, model) = load_run_model(run, true, &Device::flex()).unwrap();
+    let model = load_run_model(run, true, &Device::flex()).unwrap().model;
     let mut out: Vec<(String, Vec<u8>)> =
         model.collect(None, None, false).into_iter().map(|t| (t.name.clone(), t.to_bytes().unwrap().to_vec())).collect();
     out.sort();

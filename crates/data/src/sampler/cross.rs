@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::queue::EpochQueue;
 use super::rng::{RngState, SamplerRng};
-use super::{draw_distinct_clusters, from_state, make_pair, to_state, Batch, BatchKind, BatchSampler, SamplerState};
+use super::{
+    Batch, BatchKind, BatchSampler, CorpusFingerprint, SamplerState, check_corpora, draw_distinct_clusters, from_state,
+    make_pair, to_state,
+};
 use crate::corpus::ParallelCorpus;
 use crate::error::{DataError, Result};
 
@@ -44,6 +47,7 @@ pub struct CrossLingual {
 #[derive(Serialize, Deserialize)]
 struct CrossState {
     sampler: String,
+    corpora: Vec<CorpusFingerprint>,
     rng: RngState,
     queue: Option<EpochQueue>,
     pair_queues: Vec<Option<EpochQueue>>,
@@ -53,9 +57,7 @@ impl CrossLingual {
     /// A cross-lingual sampler over `corpus`; errors when no id exists in two languages.
     pub fn new(corpus: Arc<ParallelCorpus>, batch_size: usize, pairing: CrossPairing, seed: u64) -> Result<Self> {
         let mut rng = SamplerRng::seeded(seed);
-        let multilingual: Vec<u32> = (0..corpus.groups().len() as u32)
-            .filter(|&g| corpus.groups()[g as usize].versions.len() >= 2)
-            .collect();
+        let multilingual = multilingual_groups(&corpus);
         if multilingual.is_empty() {
             return Err(DataError::Config(format!(
                 "corpus `{}` has no id in two languages: X-Y batches are impossible",
@@ -75,14 +77,14 @@ impl CrossLingual {
     }
 }
 
+/// Groups that exist in at least two languages (the per-pair queue's items).
+fn multilingual_groups(corpus: &ParallelCorpus) -> Vec<u32> {
+    (0..corpus.groups().len() as u32).filter(|&g| corpus.groups()[g as usize].versions.len() >= 2).collect()
+}
+
 /// Groups that exist in both languages.
 fn groups_with(corpus: &ParallelCorpus, x: u16, y: u16) -> Vec<u32> {
-    corpus
-        .groups_in(x)
-        .iter()
-        .copied()
-        .filter(|&g| corpus.groups()[g as usize].version(y).is_some())
-        .collect()
+    corpus.groups_in(x).iter().copied().filter(|&g| corpus.groups()[g as usize].version(y).is_some()).collect()
 }
 
 impl BatchSampler for CrossLingual {
@@ -125,27 +127,54 @@ impl BatchSampler for CrossLingual {
         Batch { kind: BatchKind::Cross, corpus: corpus.name_arc(), pairs }
     }
 
-    fn state(&self) -> SamplerState {
-        to_state(&CrossState {
+    fn state(&self) -> Result<SamplerState> {
+        Ok(to_state(&CrossState {
             sampler: "cross".into(),
+            corpora: self.corpora(),
             rng: self.rng.state(),
             queue: self.queue.clone(),
             pair_queues: self.pair_queues.clone(),
-        })
+        }))
     }
 
     fn restore(&mut self, state: &SamplerState) -> Result<()> {
         let s: CrossState = from_state(state, "cross")?;
-        if s.queue.as_ref().map(EpochQueue::len) != self.queue.as_ref().map(EpochQueue::len)
-            || s.pair_queues.len() != self.pair_queues.len()
-        {
-            return Err(DataError::State(
-                "cross: the corpus or pairing differs from the one the state was saved with".into(),
-            ));
+        check_corpora("cross", &s.corpora, &self.corpora())?;
+        let pairing_differs = || {
+            DataError::State(format!(
+                "cross: the state was saved with another language pairing than this sampler's ({})",
+                self.describe()
+            ))
+        };
+        if s.queue.is_some() != self.queue.is_some() || s.pair_queues.len() != self.pair_queues.len() {
+            return Err(pairing_differs());
         }
-        self.rng = SamplerRng::from_state(&s.rng)?;
+        // Same corpus, so the queues fit unless the state was damaged; checked all the same,
+        // since an entry outside the queue's ids would panic at the next batch.
+        let damaged = |which: String| {
+            DataError::State(format!("cross: {which} does not fit corpus `{}` (damaged state?)", self.corpus.name()))
+        };
+        if let Some(queue) = &s.queue
+            && !queue.holds_exactly(&multilingual_groups(&self.corpus))
+        {
+            return Err(damaged("the queue".into()));
+        }
+        for (queue, &(x, y)) in s.pair_queues.iter().zip(&self.language_pairs) {
+            if let Some(queue) = queue
+                && !queue.holds_exactly(&groups_with(&self.corpus, x, y))
+            {
+                let langs = self.corpus.languages();
+                return Err(damaged(format!("the queue of {} -> {}", langs[x as usize], langs[y as usize])));
+            }
+        }
+        let rng = SamplerRng::from_state(&s.rng)?;
+        self.rng = rng;
         self.queue = s.queue;
         self.pair_queues = s.pair_queues;
         Ok(())
+    }
+
+    fn corpora(&self) -> Vec<CorpusFingerprint> {
+        vec![CorpusFingerprint::of(&self.corpus)]
     }
 }

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::queue::EpochQueue;
 use super::rng::{RngState, SamplerRng};
-use super::{draw_distinct_clusters, from_state, make_pair, to_state, Batch, BatchKind, BatchSampler, SamplerState};
+use super::{
+    Batch, BatchKind, BatchSampler, CorpusFingerprint, SamplerState, check_corpora, draw_distinct_clusters, from_state,
+    make_pair, to_state,
+};
 use crate::corpus::ParallelCorpus;
 use crate::error::{DataError, Result};
 
@@ -23,6 +26,7 @@ pub struct MixedLanguage {
 #[derive(Serialize, Deserialize)]
 struct MixedState {
     sampler: String,
+    corpora: Vec<CorpusFingerprint>,
     rng: RngState,
     queue: EpochQueue,
 }
@@ -58,17 +62,34 @@ impl BatchSampler for MixedLanguage {
         Batch { kind: BatchKind::Mixed, corpus: corpus.name_arc(), pairs }
     }
 
-    fn state(&self) -> SamplerState {
-        to_state(&MixedState { sampler: "mixed".into(), rng: self.rng.state(), queue: self.queue.clone() })
+    fn state(&self) -> Result<SamplerState> {
+        Ok(to_state(&MixedState {
+            sampler: "mixed".into(),
+            corpora: self.corpora(),
+            rng: self.rng.state(),
+            queue: self.queue.clone(),
+        }))
     }
 
     fn restore(&mut self, state: &SamplerState) -> Result<()> {
         let s: MixedState = from_state(state, "mixed")?;
-        if s.queue.len() != self.queue.len() {
-            return Err(DataError::State("mixed: the corpus differs from the one the state was saved with".into()));
+        check_corpora("mixed", &s.corpora, &self.corpora())?;
+        // Same corpus, so the queue fits unless the state was damaged; a queue entry past the
+        // corpus would panic at the next batch.
+        let all: Vec<u32> = (0..self.corpus.groups().len() as u32).collect();
+        if !s.queue.holds_exactly(&all) {
+            return Err(DataError::State(format!(
+                "mixed: the queue does not fit corpus `{}` (damaged state?)",
+                self.corpus.name()
+            )));
         }
-        self.rng = SamplerRng::from_state(&s.rng)?;
+        let rng = SamplerRng::from_state(&s.rng)?;
+        self.rng = rng;
         self.queue = s.queue;
         Ok(())
+    }
+
+    fn corpora(&self) -> Vec<CorpusFingerprint> {
+        vec![CorpusFingerprint::of(&self.corpus)]
     }
 }

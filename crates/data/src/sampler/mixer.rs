@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::rng::{RngState, SamplerRng};
-use super::{from_state, to_state, Batch, BatchSampler, SamplerState};
+use super::{
+    Batch, BatchSampler, CorpusFingerprint, SamplerState, check_corpora, from_state, restore_children, to_state, union_corpora,
+};
 use crate::corpus::ParallelCorpus;
 use crate::error::{DataError, Result};
 
@@ -42,6 +44,8 @@ pub struct CorpusMixer {
 #[derive(Serialize, Deserialize)]
 struct MixerState {
     sampler: String,
+    /// Every part's corpora, in part order (each part's state records its own as well).
+    corpora: Vec<CorpusFingerprint>,
     rng: RngState,
     parts: Vec<SamplerState>,
 }
@@ -60,6 +64,11 @@ impl CorpusMixer {
             }
             total += w;
             cumulative.push(total);
+        }
+        // Finite weights can still sum to infinity (two of 1e308), which would make every
+        // probability 0 or NaN.
+        if !total.is_finite() {
+            return Err(DataError::Config(format!("corpus weights sum to {total}; use smaller weights")));
         }
         for c in &mut cumulative {
             *c /= total;
@@ -83,12 +92,8 @@ impl CorpusMixer {
 
 impl BatchSampler for CorpusMixer {
     fn describe(&self) -> String {
-        let parts: Vec<String> = self
-            .parts
-            .iter()
-            .zip(self.probabilities())
-            .map(|(s, p)| format!("{p:.3}: {}", s.describe()))
-            .collect();
+        let parts: Vec<String> =
+            self.parts.iter().zip(self.probabilities()).map(|(s, p)| format!("{p:.3}: {}", s.describe())).collect();
         format!("mixer[{}]", parts.join(", "))
     }
 
@@ -98,12 +103,13 @@ impl BatchSampler for CorpusMixer {
         self.parts[i].next_batch()
     }
 
-    fn state(&self) -> SamplerState {
-        to_state(&MixerState {
+    fn state(&self) -> Result<SamplerState> {
+        Ok(to_state(&MixerState {
             sampler: "mixer".into(),
+            corpora: self.corpora(),
             rng: self.rng.state(),
-            parts: self.parts.iter().map(|p| p.state()).collect(),
-        })
+            parts: self.parts.iter().map(|p| p.state()).collect::<Result<_>>()?,
+        }))
     }
 
     fn restore(&mut self, state: &SamplerState) -> Result<()> {
@@ -115,10 +121,17 @@ impl BatchSampler for CorpusMixer {
                 self.parts.len()
             )));
         }
-        for (part, st) in self.parts.iter_mut().zip(&s.parts) {
-            part.restore(st)?;
-        }
-        self.rng = SamplerRng::from_state(&s.rng)?;
+        // Everything that can fail is checked before anything changes: a refused state leaves
+        // the sampler as it was.
+        check_corpora("mixer", &s.corpora, &self.corpora())?;
+        let rng = SamplerRng::from_state(&s.rng)?;
+        let mut parts: Vec<&mut Box<dyn BatchSampler>> = self.parts.iter_mut().collect();
+        restore_children(&mut parts, &s.parts.iter().collect::<Vec<_>>())?;
+        self.rng = rng;
         Ok(())
+    }
+
+    fn corpora(&self) -> Vec<CorpusFingerprint> {
+        union_corpora(self.parts.iter().map(|p| &**p))
     }
 }

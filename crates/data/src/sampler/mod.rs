@@ -13,7 +13,14 @@
 //!   in 2–4 languages). A batch can be smaller than the batch size only when the pool it draws
 //!   from has fewer usable ids than that (e.g. a monolingual batch of a language with 60 ids).
 //! - **Resumable.** [`BatchSampler::state`] serialises everything (RNG position, queues); a
-//!   sampler restored from it yields the same batches as one that never stopped.
+//!   sampler restored from it yields the same batches as one that never stopped. The state also
+//!   records each corpus's [`ParallelCorpus::fingerprint`], and [`BatchSampler::restore`]
+//!   refuses a state saved over a corpus whose content has changed since (its queues would
+//!   point at other examples), or one whose queues do not fit the corpus; a refused restore
+//!   leaves the sampler as it was.
+//! - **Bounded memory.** What a batch reserves is bounded by the corpus, not by the requested
+//!   batch size: a batch size larger than the corpus (even `usize::MAX`) yields batches of every
+//!   usable id.
 
 mod cross;
 mod hybrid;
@@ -33,9 +40,9 @@ pub use mixed::MixedLanguage;
 pub use mixer::{CorpusMixer, CorpusSize};
 pub use mono::Monolingual;
 
+use crate::Lang;
 use crate::corpus::{Example, ParallelCorpus};
 use crate::error::{DataError, Result};
-use crate::Lang;
 
 /// Which batching scheme produced a batch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -109,11 +116,104 @@ pub trait BatchSampler: Send {
     /// The next batch. Samplers are endless: epochs roll over (see the module docs).
     fn next_batch(&mut self) -> Batch;
 
-    /// Everything needed to continue exactly where this sampler is now.
-    fn state(&self) -> SamplerState;
+    /// Everything needed to continue exactly where this sampler is now. The trainer saves it in
+    /// every checkpoint. The default refuses: a sampler that does not implement it cannot be
+    /// checkpointed, and the trainer stops at its first checkpoint with this error rather than
+    /// resume inexactly later.
+    fn state(&self) -> Result<SamplerState> {
+        Err(DataError::State(format!(
+            "sampler `{}` cannot save its state, so the run cannot be checkpointed or resumed exactly: implement \
+             BatchSampler::state and BatchSampler::restore",
+            self.describe()
+        )))
+    }
 
     /// Restores a state saved by [`Self::state`] of a sampler built with the same configuration.
-    fn restore(&mut self, state: &SamplerState) -> Result<()>;
+    /// The built-in samplers refuse, with [`DataError::State`], a state saved over a corpus
+    /// whose content changed since (its fingerprint differs) or one that does not fit them, and
+    /// leave themselves unchanged when they refuse. The default refuses every state.
+    fn restore(&mut self, state: &SamplerState) -> Result<()> {
+        let _ = state;
+        Err(DataError::State(format!("sampler `{}` cannot restore a saved state (it implements no restore)", self.describe())))
+    }
+
+    /// The corpora this sampler draws from, with their content fingerprints, in a fixed order
+    /// (for logs and checkpoints; the built-in samplers also check them in
+    /// [`Self::restore`]). Defaults to none for samplers that do not report theirs.
+    fn corpora(&self) -> Vec<CorpusFingerprint> {
+        Vec::new()
+    }
+}
+
+/// A corpus's name and content fingerprint, as sampler states record them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorpusFingerprint {
+    /// Corpus name (informative: a renamed corpus with the same content still matches).
+    pub corpus: String,
+    /// [`ParallelCorpus::fingerprint`] as 16 lowercase hex digits (a string, since JSON tools
+    /// often read numbers as doubles and would round a u64).
+    pub fingerprint: String,
+}
+
+impl CorpusFingerprint {
+    /// The fingerprint of `corpus`.
+    pub fn of(corpus: &ParallelCorpus) -> Self {
+        CorpusFingerprint { corpus: corpus.name().to_string(), fingerprint: format!("{:016x}", corpus.fingerprint()) }
+    }
+}
+
+/// Checks that a state saved over the corpora `saved` can be restored into a sampler over
+/// `current`. `sampler` names the sampler in the message.
+pub(crate) fn check_corpora(sampler: &str, saved: &[CorpusFingerprint], current: &[CorpusFingerprint]) -> Result<()> {
+    if saved.len() != current.len() {
+        return Err(DataError::State(format!(
+            "{sampler}: the state was saved over {} corpora, this sampler draws from {}",
+            saved.len(),
+            current.len()
+        )));
+    }
+    for (was, now) in saved.iter().zip(current) {
+        if was.fingerprint != now.fingerprint {
+            return Err(DataError::State(format!(
+                "{sampler}: corpus `{}` changed since the checkpoint: its content fingerprint is now {}, \
+                 the state was saved over corpus `{}` with fingerprint {}; resume with the data the \
+                 checkpoint was trained on, or start a new run",
+                now.corpus, now.fingerprint, was.corpus, was.fingerprint
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The corpus lists of several child samplers, concatenated without repeats (a hybrid's two
+/// children usually share one corpus).
+pub(crate) fn union_corpora<'a>(children: impl IntoIterator<Item = &'a dyn BatchSampler>) -> Vec<CorpusFingerprint> {
+    let mut all: Vec<CorpusFingerprint> = Vec::new();
+    for child in children {
+        for c in child.corpora() {
+            if !all.contains(&c) {
+                all.push(c);
+            }
+        }
+    }
+    all
+}
+
+/// Restores each child from its state, all or nothing: when one refuses its state, the children
+/// restored before it are put back to where they were, so a failed restore changes nothing.
+pub(crate) fn restore_children(children: &mut [&mut Box<dyn BatchSampler>], states: &[&SamplerState]) -> Result<()> {
+    let before: Vec<SamplerState> = children.iter().map(|c| c.state()).collect::<Result<_>>()?;
+    for i in 0..children.len() {
+        if let Err(err) = children[i].restore(states[i]) {
+            for (child, state) in children[..i].iter_mut().zip(&before) {
+                // A state the child itself just wrote always restores; were it ever refused, the
+                // original error is still the one to report.
+                let _ = child.restore(state);
+            }
+            return Err(err);
+        }
+    }
+    Ok(())
 }
 
 /// Built-in sampler kinds.
@@ -139,9 +239,7 @@ impl SamplerKind {
             "mixed" | "x-x" | "mixed-language" => SamplerKind::Mixed,
             "hybrid" => SamplerKind::Hybrid,
             other => {
-                return Err(DataError::Config(format!(
-                    "unknown sampler `{other}` (expected mono, cross, mixed or hybrid)"
-                )))
+                return Err(DataError::Config(format!("unknown sampler `{other}` (expected mono, cross, mixed or hybrid)")));
             }
         })
     }
@@ -244,6 +342,8 @@ impl SamplerConfig {
 /// Turns group `g` of `corpus` into a pair with the given query and passage languages.
 pub(crate) fn make_pair(corpus: &ParallelCorpus, g: u32, query_lang: u16, passage_lang: u16) -> Pair {
     let group = &corpus.groups()[g as usize];
+    // Invariants: queues only ever hold groups of their corpus that exist in the languages
+    // drawn for them; `restore` checks a saved queue's items before adopting it.
     let q: &Example = group.version(query_lang).expect("sampler drew a language the id has");
     let p: &Example = group.version(passage_lang).expect("sampler drew a language the id has");
     Pair {
@@ -279,6 +379,8 @@ pub(crate) fn draw_distinct_clusters(
     rng: &mut rng::SamplerRng,
     batch_size: usize,
 ) -> Vec<u32> {
-    let mut clusters = std::collections::HashSet::with_capacity(batch_size * 2);
+    // Sized by what the queue can yield, never by the request alone: the batch size comes from
+    // the user (`--batch-size 1000000000` must not reserve gigabytes for a corpus of a thousand).
+    let mut clusters = std::collections::HashSet::with_capacity(batch_size.min(queue.len()));
     queue.draw(rng, batch_size, |g| clusters.insert(corpus.groups()[g as usize].cluster))
 }

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::queue::EpochQueue;
 use super::rng::{RngState, SamplerRng};
-use super::{draw_distinct_clusters, from_state, make_pair, to_state, Batch, BatchKind, BatchSampler, SamplerState};
+use super::{
+    Batch, BatchKind, BatchSampler, CorpusFingerprint, SamplerState, check_corpora, draw_distinct_clusters, from_state,
+    make_pair, to_state,
+};
 use crate::corpus::ParallelCorpus;
 use crate::error::{DataError, Result};
 
@@ -27,6 +30,7 @@ pub struct Monolingual {
 #[derive(Serialize, Deserialize)]
 struct MonoState {
     sampler: String,
+    corpora: Vec<CorpusFingerprint>,
     rng: RngState,
     queues: Vec<EpochQueue>,
 }
@@ -57,8 +61,7 @@ impl BatchSampler for Monolingual {
 
     fn next_batch(&mut self) -> Batch {
         let lang = self.languages[self.rng.below(self.languages.len())];
-        let groups =
-            draw_distinct_clusters(&self.corpus, &mut self.queues[lang as usize], &mut self.rng, self.batch_size);
+        let groups = draw_distinct_clusters(&self.corpus, &mut self.queues[lang as usize], &mut self.rng, self.batch_size);
         Batch {
             kind: BatchKind::Mono,
             corpus: self.corpus.name_arc(),
@@ -66,19 +69,44 @@ impl BatchSampler for Monolingual {
         }
     }
 
-    fn state(&self) -> SamplerState {
-        to_state(&MonoState { sampler: "mono".into(), rng: self.rng.state(), queues: self.queues.clone() })
+    fn state(&self) -> Result<SamplerState> {
+        Ok(to_state(&MonoState {
+            sampler: "mono".into(),
+            corpora: self.corpora(),
+            rng: self.rng.state(),
+            queues: self.queues.clone(),
+        }))
     }
 
     fn restore(&mut self, state: &SamplerState) -> Result<()> {
         let s: MonoState = from_state(state, "mono")?;
-        if s.queues.len() != self.queues.len()
-            || s.queues.iter().zip(&self.queues).any(|(a, b)| a.len() != b.len())
-        {
-            return Err(DataError::State("mono: the corpus differs from the one the state was saved with".into()));
+        check_corpora("mono", &s.corpora, &self.corpora())?;
+        // Same corpus, so the queues fit unless the state was damaged; checked all the same,
+        // since a queue entry past the corpus would panic at the next batch.
+        if s.queues.len() != self.queues.len() {
+            return Err(DataError::State(format!(
+                "mono: the state has {} language queues, corpus `{}` has {} languages",
+                s.queues.len(),
+                self.corpus.name(),
+                self.queues.len()
+            )));
         }
-        self.rng = SamplerRng::from_state(&s.rng)?;
+        for (l, queue) in s.queues.iter().enumerate() {
+            if !queue.holds_exactly(self.corpus.groups_in(l as u16)) {
+                return Err(DataError::State(format!(
+                    "mono: the queue of language `{}` does not fit corpus `{}` (damaged state?)",
+                    self.corpus.languages()[l],
+                    self.corpus.name()
+                )));
+            }
+        }
+        let rng = SamplerRng::from_state(&s.rng)?;
+        self.rng = rng;
         self.queues = s.queues;
         Ok(())
+    }
+
+    fn corpora(&self) -> Vec<CorpusFingerprint> {
+        vec![CorpusFingerprint::of(&self.corpus)]
     }
 }

@@ -38,11 +38,25 @@ impl EpochQueue {
         self.epoch
     }
 
+    /// Whether this queue is a valid state over exactly `expected` (in any order): the same
+    /// items, a position inside them, and deferred items among them. A restored sampler checks
+    /// its queues with this, since a damaged or foreign state could otherwise make it index
+    /// past its corpus.
+    pub fn holds_exactly(&self, expected: &[u32]) -> bool {
+        let mut mine = self.items.clone();
+        let mut theirs = expected.to_vec();
+        mine.sort_unstable();
+        theirs.sort_unstable();
+        mine == theirs && self.pos <= self.items.len() && self.deferred.iter().all(|d| mine.binary_search(d).is_ok())
+    }
+
     fn next(&mut self, rng: &mut SamplerRng) -> u32 {
         if let Some(item) = self.deferred.pop_front() {
             return item;
         }
-        if self.pos == self.items.len() {
+        // `>=`, not `==`: a queue deserialised from a damaged state may hold a position past the
+        // end; it then starts a new epoch instead of indexing out of bounds.
+        if self.pos >= self.items.len() {
             rng.shuffle(&mut self.items);
             self.pos = 0;
             self.epoch += 1;
@@ -55,7 +69,9 @@ impl EpochQueue {
     /// are handed back to the front of the queue, so they keep their turn in this epoch. Stops
     /// early when a whole pass finds nothing acceptable (e.g. `n` exceeds the item count).
     pub fn draw(&mut self, rng: &mut SamplerRng, n: usize, mut accept: impl FnMut(u32) -> bool) -> Vec<u32> {
-        let mut taken: Vec<(u32, u64)> = Vec::with_capacity(n);
+        // At most one item per distinct item is taken (the callers' `accept` refuses repeats),
+        // so the queue's size bounds the reservation however large `n` is.
+        let mut taken: Vec<(u32, u64)> = Vec::with_capacity(n.min(self.items.len()));
         let mut refused: Vec<(u32, u64)> = Vec::new();
         let mut misses = 0;
         let limit = self.items.len() + self.deferred.len();

@@ -58,8 +58,9 @@ impl SamplerRng {
     /// Restores a position saved by [`Self::state`].
     pub fn from_state(state: &RngState) -> Result<Self> {
         let bad = |what: &str| DataError::State(format!("bad RNG {what}"));
-        if state.seed.len() != 64 {
-            return Err(bad("seed length"));
+        // ASCII first: the byte slicing below would panic inside a multi-byte character.
+        if state.seed.len() != 64 || !state.seed.is_ascii() {
+            return Err(bad("seed (expected 64 hex digits)"));
         }
         let mut seed = [0u8; 32];
         for (i, byte) in seed.iter_mut().enumerate() {

@@ -7,11 +7,13 @@
 //! `tests/frozen.rs` checks bit for bit.
 
 use burn::tensor::{Int, Tensor};
-use hybrid_ir_model::{BertEncoder, PoolingConfig, TokenBatch, length_sorted_batches};
 use ndarray::Array2;
 
-use crate::encode::{model_device, tensor_to_vec};
-use crate::error::{Result, TrainError};
+use crate::backbone::Backbone;
+use crate::encoder::BertEncoder;
+use crate::error::{ModelError, Result};
+use crate::pipeline::tensor_values;
+use crate::tokenize::{TokenBatch, length_sorted_batches};
 
 /// Attention bias of the encoder for padding keys (`BertEncoder::forward` uses the same value).
 const MASKED_SCORE: f32 = -1e9;
@@ -57,9 +59,9 @@ impl FrozenPrefixCache {
     ) -> Result<Self> {
         let n = base.encoder.layer.len();
         if frozen_layers > n {
-            return Err(TrainError::Other(format!("cannot freeze {frozen_layers} layers of a {n}-layer encoder")));
+            return Err(ModelError::Encode(format!("cannot freeze {frozen_layers} layers of a {n}-layer encoder")));
         }
-        let device = model_device(base);
+        let device = base.device();
         let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
         let mut batches = Vec::new();
         let mut done = 0;
@@ -85,7 +87,8 @@ impl FrozenPrefixCache {
 
     /// Embeds the cached texts with `model` (a `valid()` model whose bottom equals the base's):
     /// only layers `frozen_layers..` run. Rows come back in input order.
-    pub fn embed(&self, model: &BertEncoder, pooling: PoolingConfig, mut progress: impl FnMut(usize)) -> Result<Array2<f32>> {
+    /// Pooling is the model's own ([`BertEncoder::pooling`]).
+    pub fn embed(&self, model: &BertEncoder, mut progress: impl FnMut(usize)) -> Result<Array2<f32>> {
         let dim = model.hidden_size();
         let mut out = Array2::<f32>::zeros((self.num_rows, dim));
         let mut done = 0;
@@ -95,8 +98,8 @@ impl FrozenPrefixCache {
             for layer in &model.encoder.layer[self.frozen_layers..] {
                 x = layer.forward(x, bias.clone(), model.compute_dtype());
             }
-            let emb = model.pool(x, b.mask.clone(), pooling);
-            let values = tensor_to_vec(emb, std::path::Path::new("<embeddings>"))?;
+            let emb = model.pool(x, b.mask.clone(), model.pooling);
+            let values = tensor_values(emb)?;
             for (r, &i) in b.rows.iter().enumerate() {
                 out.row_mut(i).assign(&ndarray::ArrayView1::from(&values[r * dim..(r + 1) * dim]));
             }

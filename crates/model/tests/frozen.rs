@@ -4,15 +4,15 @@ mod common;
 
 use burn::module::Module;
 use burn::tensor::Device;
-use hybrid_ir_model::{LoadOptions, PrefixConfig, TextKind, load_weights, read_meta};
-use hybrid_ir_train::encode::{TextPipeline, embed_sequences};
-use hybrid_ir_train::frozen::FrozenPrefixCache;
+use hybrid_ir_model::{
+    FrozenPrefixCache, LoadOptions, ModelInfo, PrefixConfig, TextKind, TextPipeline, embed_sequences, load_weights, read_meta,
+};
 
 #[test]
 fn cached_bottom_plus_top_layers_equals_full_forward() {
     let device = Device::flex();
     let meta = read_meta(&common::model_dir("all-MiniLM-L6-v2"), &LoadOptions::default()).unwrap();
-    let pipeline = TextPipeline::new(&meta, PrefixConfig::none(), 32, 32).unwrap();
+    let pipeline = TextPipeline::new(&ModelInfo::from_meta(meta.clone()), PrefixConfig::none(), 32, 32).unwrap();
     let texts = [
         "How many people live in Berlin?",
         "Berlin has about 3.7 million inhabitants.",
@@ -23,10 +23,10 @@ fn cached_bottom_plus_top_layers_equals_full_forward() {
     let seqs = pipeline.tokenize(&texts, TextKind::Passage).unwrap();
     let (base, _) = load_weights(&meta, &device).unwrap();
     let base = base.valid();
-    let full = embed_sequences(&base, &seqs, pipeline.pad_id(), pipeline.pooling, 2, |_| {}).unwrap();
+    let full = embed_sequences(&base, &seqs, pipeline.pad_id(), 2, |_| {}).unwrap();
     for frozen in [0, 3, 6] {
         let cache = FrozenPrefixCache::build(&base, &seqs, pipeline.pad_id(), frozen, 2, |_| {}).unwrap();
-        let cached = cache.embed(&base, pipeline.pooling, |_| {}).unwrap();
+        let cached = cache.embed(&base, |_| {}).unwrap();
         assert_eq!(cached, full, "frozen = {frozen}");
     }
     // A model whose top layer differs gives different embeddings through the same cache.
@@ -34,8 +34,8 @@ fn cached_bottom_plus_top_layers_equals_full_forward() {
     let top = other.encoder.layer.len() - 1;
     other.encoder.layer[top] = other.encoder.layer[0].clone();
     let cache = FrozenPrefixCache::build(&base, &seqs, pipeline.pad_id(), 3, 2, |_| {}).unwrap();
-    let changed = cache.embed(&other, pipeline.pooling, |_| {}).unwrap();
+    let changed = cache.embed(&other, |_| {}).unwrap();
     assert_ne!(changed, full);
-    let direct = embed_sequences(&other, &seqs, pipeline.pad_id(), pipeline.pooling, 2, |_| {}).unwrap();
+    let direct = embed_sequences(&other, &seqs, pipeline.pad_id(), 2, |_| {}).unwrap();
     assert_eq!(changed, direct);
 }

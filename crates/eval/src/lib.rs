@@ -1,4 +1,9 @@
-//! Encode a LAReQA benchmark with a model, then run the metrics crate's protocol.
+//! # hybrid-ir-eval
+//!
+//! Encode a LAReQA benchmark (XQuAD-R, MLQA-R) with any [`Backbone`] through the model crate's
+//! one encoding path, then run the metrics crate's mono / cross / multilingual protocol. Used by
+//! `hybrid-ir eval --model`, the trainer's periodic evaluation and `reproduce`; it does not
+//! depend on the training crate.
 //!
 //! Queries get the query prefix, candidates get the passage prefix. A candidate is its answer
 //! sentence alone by default ([`CandidateText::Sentence`]: the paper does not say, and the
@@ -10,10 +15,27 @@ use std::path::Path;
 
 use hybrid_ir_data::{LareqaBenchmark, LareqaDataset, RetrievalBenchmark, resolve_data_dir};
 use hybrid_ir_metrics::{BenchmarkEmbeddings, EvalOptions, LareqaReport, evaluate_benchmark};
-use hybrid_ir_model::{BertEncoder, TextKind};
+use hybrid_ir_model::{Backbone, TextKind, TextPipeline, embed_sequences};
 
-use crate::encode::{TextPipeline, embed_sequences};
-use crate::error::Result;
+/// Errors of evaluation: the data, model or metrics crate's, passed through.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// Loading the benchmark failed.
+    #[error(transparent)]
+    Data(#[from] hybrid_ir_data::DataError),
+    /// Tokenizing or encoding failed.
+    #[error(transparent)]
+    Model(#[from] hybrid_ir_model::ModelError),
+    /// Scoring failed.
+    #[error(transparent)]
+    Metrics(#[from] hybrid_ir_metrics::MetricsError),
+    /// A requested language is not a language code.
+    #[error("language {0:?} is not a language code (letters, digits, '-' and '_' only)")]
+    Language(String),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = EvalError> = std::result::Result<T, E>;
 
 /// What text stands for a candidate when it is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,6 +83,13 @@ pub struct TokenizedBenchmark {
 /// some languages.
 pub fn load_benchmark(name: &str, data_dir: Option<&Path>, languages: &[String]) -> Result<RetrievalBenchmark> {
     let bench = LareqaBenchmark::parse(name)?;
+    // Language codes become file names under the benchmark directory: anything but a plain code
+    // (`../x`, `a/b`) could read outside it.
+    if let Some(bad) =
+        languages.iter().find(|l| l.is_empty() || !l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    {
+        return Err(EvalError::Language(bad.clone()));
+    }
     let root = resolve_data_dir(data_dir);
     let dataset = if languages.is_empty() {
         bench.load(&root)?
@@ -78,7 +107,11 @@ impl TokenizedBenchmark {
     }
 
     /// Tokenizes every query, and every candidate as `candidate_text` says.
-    pub fn with_candidate_text(benchmark: RetrievalBenchmark, pipeline: &TextPipeline, candidate_text: CandidateText) -> Result<Self> {
+    pub fn with_candidate_text(
+        benchmark: RetrievalBenchmark,
+        pipeline: &TextPipeline,
+        candidate_text: CandidateText,
+    ) -> Result<Self> {
         let q: Vec<&str> = benchmark.queries.iter().map(|q| &*q.text).collect();
         let c: Vec<String> = benchmark.candidates.iter().map(|c| candidate_text.text_of(c)).collect();
         let queries = pipeline.tokenize(&q, TextKind::Query)?;
@@ -93,9 +126,9 @@ impl TokenizedBenchmark {
 
     /// Encodes everything with `model` (pass a `valid()` model) and evaluates.
     /// `progress` gets the number of texts encoded so far.
-    pub fn evaluate(
+    pub fn evaluate<B: Backbone>(
         &self,
-        model: &BertEncoder,
+        model: &B,
         pipeline: &TextPipeline,
         batch_size: usize,
         progress: impl FnMut(usize),
@@ -107,17 +140,16 @@ impl TokenizedBenchmark {
     /// Encodes queries then candidates with `model` (a `valid()` model), in length-sorted
     /// batches of `batch_size`; rows are aligned with the benchmark. `progress` gets the number
     /// of texts encoded so far.
-    pub fn encode(
+    pub fn encode<B: Backbone>(
         &self,
-        model: &BertEncoder,
+        model: &B,
         pipeline: &TextPipeline,
         batch_size: usize,
         mut progress: impl FnMut(usize),
     ) -> Result<BenchmarkEmbeddings> {
         let nq = self.queries.len();
-        let queries = embed_sequences(model, &self.queries, pipeline.pad_id(), pipeline.pooling, batch_size, &mut progress)?;
-        let candidates =
-            embed_sequences(model, &self.candidates, pipeline.pad_id(), pipeline.pooling, batch_size, |n| progress(nq + n))?;
+        let queries = embed_sequences(model, &self.queries, pipeline.pad_id(), batch_size, &mut progress)?;
+        let candidates = embed_sequences(model, &self.candidates, pipeline.pad_id(), batch_size, |n| progress(nq + n))?;
         Ok(BenchmarkEmbeddings { queries, candidates })
     }
 
