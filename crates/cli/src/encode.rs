@@ -39,6 +39,9 @@ pub struct EncodeArgs {
     /// `cpu` (Flex), `tch-cpu` or `tch-cuda:N` (the latter two need a `tch` build).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// One input row.
@@ -58,9 +61,7 @@ pub fn run(args: &EncodeArgs) -> Result<()> {
     if args.max_len == Some(0) {
         bail!("--max-len 0: give at least 1 token");
     }
-    if same_file(&args.input, &args.out) {
-        bail!("--out {} is the input file; choose another output", args.out.display());
-    }
+    crate::output::check_output("--out", &args.out, &[&args.input, &args.model], args.force)?;
     let rows = read_rows(&args.input)?;
     if rows.is_empty() {
         bail!("{}: no rows to encode", args.input.display());
@@ -105,11 +106,6 @@ pub fn run(args: &EncodeArgs) -> Result<()> {
     write_parquet(&args.out, &rows, &embeddings, model.dim())?;
     eprintln!("wrote {} embeddings of dimension {} to {}", rows.len(), model.dim(), args.out.display());
     Ok(())
-}
-
-/// Whether two paths name the same existing file.
-fn same_file(a: &Path, b: &Path) -> bool {
-    matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
 fn read_rows(path: &Path) -> Result<Vec<InputRow>> {

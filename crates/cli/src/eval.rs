@@ -72,10 +72,36 @@ pub struct EvalArgs {
     /// Metrics for --qrels/--run (default: map, mrr@10, ndcg@10, recall@100).
     #[arg(long, value_delimiter = ',')]
     pub metrics: Vec<String>,
+    /// Replace --out, --plot or --save-embeddings if they exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl EvalArgs {
+    /// Checks every output before any work: not an input, not an existing file without --force,
+    /// and a plot that is `.svg`.
+    fn check_outputs(&self) -> Result<()> {
+        let mut inputs: Vec<&Path> = Vec::new();
+        for p in [&self.embeddings, &self.model, &self.qrels, &self.run, &self.data].into_iter().flatten() {
+            inputs.push(p);
+        }
+        for (flag, out) in [("--out", &self.out), ("--plot", &self.plot), ("--save-embeddings", &self.save_embeddings)] {
+            if let Some(out) = out {
+                crate::output::check_output(flag, out, &inputs, self.force)?;
+            }
+        }
+        if let Some(plot) = &self.plot
+            && plot.extension().and_then(|e| e.to_str()) != Some("svg")
+        {
+            bail!("--plot {}: only .svg is supported (convert with e.g. rsvg-convert for PNG)", plot.display());
+        }
+        Ok(())
+    }
 }
 
 /// Runs `hybrid-ir eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
+    args.check_outputs()?;
     match (&args.qrels, &args.run) {
         (Some(qrels), Some(run)) => {
             if args.benchmark.is_some() || args.embeddings.is_some() || args.model.is_some() {
@@ -184,10 +210,6 @@ fn report(
         write_json(out, &report)?;
     }
     if let Some(plot) = &args.plot {
-        match plot.extension().and_then(|e| e.to_str()) {
-            Some("svg") => {}
-            _ => bail!("--plot {}: only .svg is supported (convert with e.g. rsvg-convert for PNG)", plot.display()),
-        }
         let title = format!("{which}: mAP, query language (rows) x candidate language (columns)");
         std::fs::write(plot, heatmap_svg(&title, &report.languages, &report.map_matrix()))
             .with_context(|| format!("writing {}", plot.display()))?;
@@ -205,6 +227,16 @@ fn run_trec(args: &EvalArgs, qrels_path: &Path, run_path: &Path) -> Result<()> {
     let qrels = Qrels::read(qrels_path)?;
     let run = Run::read(run_path)?;
     let mut report = evaluate_run(&qrels, &run, &metrics);
+    if report.queries == 0 {
+        bail!(
+            "{} and {} share no query with a relevant document: nothing to score (qrels queries without relevant \
+             documents: {}, run queries without qrels: {})",
+            qrels_path.display(),
+            run_path.display(),
+            report.queries_without_relevant,
+            report.run_queries_without_qrels
+        );
+    }
     report.qrels = Some(qrels_path.to_path_buf());
     report.run = Some(run_path.to_path_buf());
     println!("| metric | value |");

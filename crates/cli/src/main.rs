@@ -3,6 +3,7 @@
 mod data;
 mod encode;
 mod eval;
+mod output;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -55,10 +56,14 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Colour only on a terminal, and never with NO_COLOR set (https://no-color.org): a log file
+    // must not fill with escape codes.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -72,6 +77,10 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // A closed pipe (`hybrid-ir data stats | head`) is the reader's choice, not a failure.
+        Err(err) if err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) => {
+            std::process::ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE

@@ -129,6 +129,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         // fails here), without writing anything.
         hybrid_ir_train::load_corpora(&config.data)?;
         let info = hybrid_ir_train::from_config::model_info(&config)?;
+        hybrid_ir_train::from_config::check_model_settings(&config, &info)?;
         hybrid_ir_train::from_config::pipeline(&config, &info)?;
         print!("{}", config.to_toml()?);
         return Ok(());

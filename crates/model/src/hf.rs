@@ -212,6 +212,17 @@ pub fn read_meta(dir: &Path, options: &LoadOptions) -> Result<ModelMeta> {
         None => st_prefixes(dir)?.unwrap_or_else(PrefixConfig::none),
     };
     let limit = config.max_sequence_length();
+    if limit < 2 {
+        return Err(ModelError::Unsupported {
+            path: config_path.clone(),
+            message: format!(
+                "max_position_embeddings {} with the position offset {} leaves {limit} usable positions (pad_token_id sets \
+                 the offset for XLM-R layouts); a model needs at least 2",
+                config.max_position_embeddings,
+                config.position_offset()
+            ),
+        });
+    }
     let max_len = options.max_len.or(st_max_len(dir)?).unwrap_or(limit).min(limit);
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     Ok(ModelMeta {

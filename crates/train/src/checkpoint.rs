@@ -319,6 +319,18 @@ pub fn verify(dir: &Path) -> Result<VerifiedCheckpoint> {
             return Err(TrainError::checkpoint(&manifest_path, format!("manifest does not list {required}")));
         }
     }
+    // Entries are plain file names inside the checkpoint: `../x` or `/etc/x` would make
+    // verification read (and hash) a file elsewhere. Checked for all before any file is read.
+    for entry in &manifest.files {
+        let mut parts = Path::new(&entry.file).components();
+        let plain = matches!((parts.next(), parts.next()), (Some(std::path::Component::Normal(_)), None));
+        if !plain {
+            return Err(TrainError::checkpoint(
+                &manifest_path,
+                format!("lists {:?}, which is not a file name inside the checkpoint", entry.file),
+            ));
+        }
+    }
     for entry in &manifest.files {
         let path = dir.join(&entry.file);
         let meta = std::fs::metadata(&path).map_err(|e| TrainError::checkpoint(&path, format!("missing: {e}")))?;

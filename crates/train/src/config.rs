@@ -420,6 +420,9 @@ impl TrainConfig {
                 m.query_max_len, m.passage_max_len
             ));
         }
+        if self.output_dir.as_os_str().is_empty() {
+            p.push("output_dir is empty: name a directory for the run".into());
+        }
         let d = &self.data;
         if d.corpora.is_empty() {
             p.push("data.corpora is empty: name at least one corpus (xquad-r, mlqa-r or a file)".into());
@@ -436,8 +439,11 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&sp.alpha) {
             p.push(format!("sampler.alpha must be in [0, 1], got {}", sp.alpha));
         }
-        if sp.batch_size == 0 {
-            p.push("sampler.batch_size must be >= 1".into());
+        if sp.batch_size < 2 {
+            p.push(format!(
+                "sampler.batch_size must be >= 2 (an in-batch contrastive loss needs another pair as a negative), got {}",
+                sp.batch_size
+            ));
         }
         if let Err(e) = sp.validate()
             && p.iter().all(|m| !m.starts_with("sampler."))

@@ -39,8 +39,8 @@ pub fn pipeline(config: &TrainConfig, info: &ModelInfo) -> Result<TextPipeline> 
     Ok(TextPipeline::new(info, config.prefixes(&info.prefixes), config.model.query_max_len, config.model.passage_max_len)?)
 }
 
-/// The start model of `config` on `device`, frozen and set up as `[model]` says.
-pub fn start_model(config: &TrainConfig, info: &ModelInfo, device: &Device) -> Result<AnyEncoder> {
+/// Checks the `[model]` settings that depend on the model itself (e.g. its layer count).
+pub fn check_model_settings(config: &TrainConfig, info: &ModelInfo) -> Result<()> {
     if let (Some(k), Some(meta)) = (config.model.trainable_layers, info.bert())
         && k > meta.config.num_hidden_layers
     {
@@ -51,6 +51,12 @@ pub fn start_model(config: &TrainConfig, info: &ModelInfo, device: &Device) -> R
             )],
         });
     }
+    Ok(())
+}
+
+/// The start model of `config` on `device`, frozen and set up as `[model]` says.
+pub fn start_model(config: &TrainConfig, info: &ModelInfo, device: &Device) -> Result<AnyEncoder> {
+    check_model_settings(config, info)?;
     // A random static table is drawn from the backend RNG: seed it so the run is reproducible.
     device.seed(step_seed(config.seed, u64::MAX - 1, 0));
     let m = &config.model;

@@ -115,3 +115,37 @@ fn non_finite_loss_stops_with_the_step_and_writes_nothing() {
     assert!(err.to_string().contains("step 1"), "{err}");
     assert!(CheckpointDir::of_run(dir.path()).resolve(Pointer::Last).unwrap().is_none());
 }
+
+#[test]
+fn one_writer_per_run_directory_and_stale_temporaries_go() {
+    use hybrid_ir_train::checkpoint::RunDirLock;
+    let dir = tempfile::tempdir().unwrap();
+    let held = RunDirLock::acquire(dir.path()).unwrap();
+    let err = RunDirLock::acquire(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("in use by another run") && err.contains(&std::process::id().to_string()), "{err}");
+    drop(held);
+    let again = RunDirLock::acquire(dir.path()).expect("a released lock can be taken again");
+    drop(again);
+
+    // A temporary checkpoint directory left by a killed process is removed at the next start.
+    let ckpts = CheckpointDir::of_run(dir.path());
+    std::fs::create_dir_all(ckpts.root().join(".tmp-step-000003-99999")).unwrap();
+    assert_eq!(ckpts.remove_stale_temporaries().unwrap(), 1);
+    assert!(!ckpts.root().join(".tmp-step-000003-99999").exists());
+}
+
+#[test]
+fn a_manifest_entry_outside_the_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("step-000001");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    let manifest = serde_json::json!({"files": [
+        {"file": "model.bpk", "bytes": 0, "sha256": ""},
+        {"file": "optimizer.bpk", "bytes": 0, "sha256": ""},
+        {"file": "state.json", "bytes": 0, "sha256": ""},
+        {"file": "../outside", "bytes": 0, "sha256": ""},
+    ]});
+    std::fs::write(ckpt.join("manifest.json"), manifest.to_string()).unwrap();
+    let err = verify(&ckpt).unwrap_err().to_string();
+    assert!(err.contains("not a file name inside the checkpoint"), "{err}");
+}
