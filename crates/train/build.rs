@@ -5,6 +5,15 @@
 
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+    // A packaged crate carries its commit in `.cargo_vcs_info.json`; git there could find
+    // whatever repository happens to enclose the unpacked crate.
+    if let Ok(info) = std::fs::read_to_string(std::path::Path::new(&dir).join(".cargo_vcs_info.json")) {
+        let sha = info.split("\"sha1\"").nth(1).and_then(|s| s.split('"').nth(1)).unwrap_or("unknown");
+        let dirty = if info.contains("\"dirty\": true") { "-dirty" } else { "" };
+        println!("cargo:rustc-env=HYBRID_IR_GIT_COMMIT={sha}{dirty}");
+        println!("cargo:rerun-if-changed=.cargo_vcs_info.json");
+        return;
+    }
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .current_dir(&dir)

@@ -158,3 +158,8 @@ impl TokenizedBenchmark {
         Ok(evaluate_benchmark(&self.benchmark, &embeddings, &EvalOptions::default())?)
     }
 }
+
+/// Compiles the README's code blocks as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

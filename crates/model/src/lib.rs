@@ -54,3 +54,8 @@ pub use prefix::{PrefixConfig, PrefixStyle, TextKind};
 pub use sentence::{SentenceEncoder, export_model};
 pub use static_embed::{StaticEncoder, StaticSettings, save_static_dir};
 pub use tokenize::{TextTokenizer, TokenBatch, length_sorted_batches};
+
+/// Compiles the README's code blocks as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -14,7 +14,7 @@
 //! - [`runlog`]: `metrics.jsonl`, `loss.svg`, `run.md`.
 //! - [`export_run`]: a run's checkpoint → Hugging Face / sentence-transformers directory.
 //! - [`reproduce`]: the paper's sampler comparison (Tables 1 and 2) at a chosen budget, with
-//!   [`frozen`] sharing the frozen bottom of the encoder across the evaluated models.
+//!   [`hybrid_ir_model::FrozenPrefixCache`] sharing the frozen bottom of the encoder across the evaluated models.
 //!
 //! ```no_run
 //! use hybrid_ir_train::{RunOptions, TrainConfig, train};
@@ -49,3 +49,8 @@ pub use step::{StepGradients, StepRunner, StepSettings, step_seed};
 pub use trainer::{
     RunOptions, RunRecord, RunSummary, StopReason, Trainer, TrainerBuilder, TrainerSettings, install_ctrlc_handler,
 };
+
+/// Compiles the README's code blocks as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

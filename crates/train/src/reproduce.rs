@@ -6,7 +6,7 @@
 //! Every run is an ordinary [`crate::train`] run in `out_dir/train-<corpus>/<label>/` (so it is
 //! resumable: re-running `reproduce` continues or reuses finished runs). With
 //! `trainable_layers = k`, evaluation encodes the frozen bottom once per benchmark
-//! ([`crate::frozen::FrozenPrefixCache`]) and only the top `k` layers per model.
+//! ([`FrozenPrefixCache`]) and only the top `k` layers per model.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -100,7 +100,7 @@ fn overrides_apply_and_unknown_override_keys_are_refused() {
 
 #[test]
 fn reference_config_parses_validates_and_round_trips() {
-    let path = common::workspace().join("crates/train/configs/reference.toml");
+    let path = hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("configs/reference.toml");
     let model = common::model_dir("multilingual-e5-small");
     let c = TrainConfig::load(&path, &[format!("model.dir=\"{}\"", model.display())]).unwrap();
     assert!(problems(&c).is_empty(), "{:?}", problems(&c));
