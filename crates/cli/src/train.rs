@@ -73,6 +73,10 @@ pub struct TrainArgs {
     /// Continue the run in output_dir from its last checkpoint (same config required).
     #[arg(long)]
     pub resume: bool,
+    /// With --resume: if the `last` checkpoint is corrupt, continue from the newest intact one
+    /// (it is named in the log). Without it, a corrupt `last` stops with an error naming it.
+    #[arg(long, requires = "resume")]
+    pub resume_intact: bool,
     /// Stop after this optimizer step (saving a checkpoint); resume later with --resume.
     #[arg(long, value_name = "STEP")]
     pub stop_after: Option<u64>,
@@ -135,7 +139,13 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let stop_flag = Some(install_ctrlc_handler()?);
-    let options = RunOptions { resume: args.resume, stop_after_step: args.stop_after, stop_flag, progress: !args.no_progress };
+    let options = RunOptions {
+        resume: args.resume,
+        resume_intact: args.resume_intact,
+        stop_after_step: args.stop_after,
+        stop_flag,
+        progress: !args.no_progress,
+    };
     let summary = train(&config, &options).with_context(|| format!("training run {}", config.output_dir.display()))?;
     match summary.stop {
         StopReason::Completed => println!("finished {} steps", summary.step),

@@ -217,7 +217,7 @@ fn direction(
         tracing::info!("{label} (α = {alpha}) on {train_corpus}: {} steps{}", opts.steps, if resume { ", resuming" } else { "" });
         let started = Instant::now();
         let summary =
-            train(&config, &RunOptions { resume, stop_after_step: None, stop_flag: stop.clone(), progress: opts.progress })?;
+            train(&config, &RunOptions { resume, stop_flag: stop.clone(), progress: opts.progress, ..Default::default() })?;
         if summary.stop != StopReason::Completed {
             return Err(TrainError::Other(format!(
                 "interrupted while training {label}; run the same command again to resume from {}",

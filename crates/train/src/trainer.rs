@@ -36,6 +36,9 @@ use crate::step::{StepRunner, StepSettings, step_seed};
 pub struct RunOptions {
     /// Continue from the run directory's `last` checkpoint instead of starting fresh.
     pub resume: bool,
+    /// With `resume`: when `last` is corrupt, continue from the newest checkpoint that verifies
+    /// (named in the log). Without it, a corrupt `last` is an error that names that checkpoint.
+    pub resume_intact: bool,
     /// Stop (saving a checkpoint) once this optimizer step is done, even if the schedule is
     /// longer: `stop_after_step = N/2`, then `resume`, gives the same weights as N straight.
     pub stop_after_step: Option<u64>,
@@ -297,16 +300,14 @@ impl<B: Backbone> Trainer<B> {
             tracing::info!(removed = stale, "removed temporary checkpoint directories left by a killed run");
         }
         let resume_from: Option<VerifiedCheckpoint> = if options.resume {
-            let dir = checkpoints.resolve(Pointer::Last)?.ok_or_else(|| {
-                TrainError::checkpoint(checkpoints.root().join("last"), "nothing to resume: the run has no checkpoint yet")
-            })?;
-            let ckpt = verify(&dir)?;
+            let ckpt = resume_checkpoint(&checkpoints, options.resume_intact)?;
+            let dir = ckpt.dir.clone();
             if ckpt.state.config_fingerprint != fingerprint {
                 return Err(TrainError::checkpoint(
                     &dir,
                     format!(
-                        "was written with different settings or parts (fingerprint {} vs {}); resume with the run's own \
-                         config ({}) and the same parts",
+                        "was written with a different config or other parts (fingerprint {} vs {}); resume with the run's \
+                         own config ({}) and the same parts",
                         ckpt.state.config_fingerprint,
                         fingerprint,
                         run_dir.join("config.toml").display()
@@ -704,6 +705,47 @@ impl<B: Backbone> Trainer<B> {
             }
         }
         crate::checkpoint::write_atomic(&self.run_dir.join("run.md"), s.as_bytes())
+    }
+}
+
+/// The checkpoint to resume from: `last` when it verifies; otherwise, with `use_intact`, the
+/// newest checkpoint directory that does (else an error naming it).
+fn resume_checkpoint(checkpoints: &CheckpointDir, use_intact: bool) -> Result<VerifiedCheckpoint> {
+    let (last_dir, last_error) = match checkpoints.resolve(Pointer::Last) {
+        Ok(Some(dir)) => match verify(&dir) {
+            Ok(ckpt) => return Ok(ckpt),
+            Err(e) => (Some(dir), e),
+        },
+        Ok(None) => (None, TrainError::checkpoint(checkpoints.root().join("last"), "nothing to resume: the run has no checkpoint yet")),
+        Err(e) => (None, e),
+    };
+    // Newest first: step directories sort by their zero-padded step number.
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(checkpoints.root())
+        .map(|it| {
+            it.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("step-")))
+                .filter(|p| Some(p) != last_dir.as_ref())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    let intact = dirs.iter().rev().find_map(|d| verify(d).ok());
+    match intact {
+        Some(ckpt) if use_intact => {
+            tracing::warn!("`last` cannot be used ({last_error}); resuming from the newest intact checkpoint {}", ckpt.dir.display());
+            Ok(ckpt)
+        }
+        Some(ckpt) => Err(TrainError::checkpoint(
+            checkpoints.root().join("last"),
+            format!(
+                "cannot be used: {last_error}. The newest intact checkpoint is {} (step {}): resume from it with \
+                 --resume --resume-intact",
+                ckpt.dir.display(),
+                ckpt.state.step
+            ),
+        )),
+        None => Err(last_error),
     }
 }
 

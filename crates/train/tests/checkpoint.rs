@@ -149,3 +149,30 @@ fn a_manifest_entry_outside_the_checkpoint_is_refused() {
     let err = verify(&ckpt).unwrap_err().to_string();
     assert!(err.contains("not a file name inside the checkpoint"), "{err}");
 }
+
+#[test]
+fn a_corrupt_last_names_the_newest_intact_checkpoint_and_can_fall_back_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut config = common::small_config(&run, 2);
+    config.schedule.val_every = 0;
+    config.data.holdout_every = 0;
+    config.optim.warmup_steps = 0;
+    train(&config, &RunOptions { stop_after_step: Some(1), ..Default::default() }).unwrap();
+    let ckpts = run.join("checkpoints");
+    copy_dir(&ckpts.join("step-000001"), &dir.path().join("keep"));
+    train(&config, &RunOptions { resume: true, ..Default::default() }).unwrap();
+    // Put the step-1 checkpoint back beside `last` (step 2), then corrupt step 2.
+    copy_dir(&dir.path().join("keep"), &ckpts.join("step-000001"));
+    let model = ckpts.join("step-000002/model.bpk");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&model, &bytes).unwrap();
+
+    let err = resume_error(&config);
+    assert!(err.contains("model.bpk") && err.contains("step-000001") && err.contains("--resume-intact"), "{err}");
+    let resumed = train(&config, &RunOptions { resume: true, resume_intact: true, ..Default::default() }).unwrap();
+    assert_eq!(resumed.step, 2, "resumed from step 1 and trained step 2 again");
+    verify(&CheckpointDir::of_run(&run).resolve(Pointer::Last).unwrap().unwrap()).expect("the new last verifies");
+}
