@@ -73,8 +73,8 @@ fn eval_checks_outputs_and_languages_before_any_work() {
     fails(&["eval", "--benchmark", "xquad-r", "--model", MODEL, "--out", &existing], "--force");
     fails(&["eval", "--benchmark", "xquad-r", "--model", MODEL, "--languages", "../../etc"], "not a language code");
     // TREC scoring with nothing in common is an error, not zeros over 0 queries.
-    let qrels = write(&dir.path().join("q.txt"), "1 0 d1 1\n");
-    let run = write(&dir.path().join("r.txt"), "2 Q0 d1 1 1.0 x\n");
+    let qrels = write(&dir.path().join("q.txt"), "1 0 d1 0\n");
+    let run = write(&dir.path().join("r.txt"), "");
     fails(&["eval", "--qrels", &qrels, "--run", &run], "nothing to score");
 }
 
@@ -87,7 +87,7 @@ fn train_and_reproduce_refuse_impossible_settings() {
         a.extend_from_slice(extra);
         fails(&a, needle);
     };
-    dry(&["--out", ""], "output_dir is empty");
+    dry(&["--set", "output_dir=\"\""], "output_dir is empty");
     dry(&["--batch-size", "1"], "batch_size must be >= 2");
     dry(&["--set", "model.trainable_layers=99"], "trainable_layers = 99");
     dry(&["--set", "data.corpora=[\"no/such/corpus.jsonl\"]"], "corpus.jsonl");

@@ -103,7 +103,7 @@ fn tokenizer_larger_than_the_embedding_matrix_is_an_error() {
     safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
     match load(dir.path()) {
         Err(ModelError::Tokenizer { message, .. }) => {
-            assert!(message.contains("embeddings.word_embeddings.weight"), "{message}")
+            assert!(message.contains("embedding table has only 1000 rows"), "{message}")
         }
         other => panic!("expected a tokenizer error, got {other:?}"),
     }

@@ -330,7 +330,10 @@ impl<B: Backbone> Trainer<B> {
 
         let plain_device = device.map_or_else(|| model.device().without_autodiff(), Device::without_autodiff);
         let train_device = plain_device.clone().autodiff();
-        // `fork` keeps which parameters train; a model already there is left as it is.
+        // A model built on a plain device gets autodiff with `train()`, which applies each
+        // parameter's configured trainability (frozen parts stay frozen); `fork` then moves it,
+        // keeping which parameters train. A model already on the training device is left as it is.
+        let model = if model.device().is_autodiff() { model } else { model.train() };
         let model = if model.device() == train_device { model } else { model.fork(&train_device) };
         let token_check = pipeline.query_tokenizer.vocab_size().max(pipeline.passage_tokenizer.vocab_size());
         if token_check > model.vocab_size() {
