@@ -135,23 +135,26 @@ pub struct AdamWUpdate {
     pub time: usize,
 }
 
-/// Whether [`adamw_in_place`] can update these tensors: all on a plain LibTorch device and the
-/// fused kernels switched on. Always false without the `tch` feature.
+/// Whether [`adamw_in_place`] can update these tensors: all f32 on a plain Flex device, or all
+/// on a plain LibTorch device with the fused kernels switched on.
 pub fn adamw_in_place_applies<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
+    if flex::adamw_applies(tensors) {
+        return true;
+    }
     #[cfg(feature = "tch")]
     {
         libtorch_kernels() && tensors.iter().all(|t| libtorch::is_plain(t))
     }
     #[cfg(not(feature = "tch"))]
     {
-        let _ = tensors;
         false
     }
 }
 
 /// One AdamW update of `param` with `grad` and the moments `(m, v)` (`None` on the first step),
-/// in place where the storage is not shared, the way PyTorch's single-tensor AdamW runs: one
-/// temporary the size of the parameter instead of burn's ~6 (each a fresh, page-faulted
+/// in place where the storage is not shared. On LibTorch the way PyTorch's single-tensor AdamW
+/// runs; on Flex burn's own arithmetic in one parallel pass. Either way: at most one temporary
+/// the size of the parameter instead of burn's ~6 (each a fresh, page-faulted
 /// allocation; for e5's 96M-value embedding matrix that was most of the optimizer's time).
 /// Returns the new parameter and moments.
 ///
@@ -163,6 +166,10 @@ pub fn adamw_in_place<const D: usize>(
     moments: Option<(Tensor<D>, Tensor<D>)>,
     update: &AdamWUpdate,
 ) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    if flex::adamw_applies(&[&param, &grad]) {
+        // burn's arithmetic, fused: bit-identical to `burn::optim::AdamW` on Flex.
+        return flex::adamw(param, grad, moments, update);
+    }
     #[cfg(feature = "tch")]
     {
         libtorch::adamw(param, grad, moments, update)
@@ -170,6 +177,6 @@ pub fn adamw_in_place<const D: usize>(
     #[cfg(not(feature = "tch"))]
     {
         let _ = (param, grad, moments, update);
-        panic!("adamw_in_place needs the `tch` feature (check adamw_in_place_applies first)")
+        panic!("adamw_in_place: no in-place path for these tensors (check adamw_in_place_applies first)")
     }
 }

@@ -24,14 +24,20 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Two steps, no validation split, no warm-up: a run whose checkpoints come quickly.
+fn two_step_config(run: &Path) -> hybrid_ir_train::TrainConfig {
+    let mut config = common::small_config(run, 2);
+    config.schedule.val_every = 0;
+    config.data.holdout_every = 0;
+    config.optim.warmup_steps = 0;
+    config
+}
+
 #[test]
 fn corrupt_truncated_or_missing_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let mut config = common::small_config(&run, 2);
-    config.schedule.val_every = 0;
-    config.data.holdout_every = 0;
-    config.optim.warmup_steps = 0;
+    let config = two_step_config(&run);
     let summary = train(&config, &RunOptions { stop_after_step: Some(1), ..Default::default() }).unwrap();
     assert_eq!(summary.step, 1);
     let ckpt = CheckpointDir::of_run(&run).resolve(Pointer::Last).unwrap().unwrap();
@@ -154,10 +160,7 @@ fn a_manifest_entry_outside_the_checkpoint_is_refused() {
 fn a_corrupt_last_names_the_newest_intact_checkpoint_and_can_fall_back_to_it() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let mut config = common::small_config(&run, 2);
-    config.schedule.val_every = 0;
-    config.data.holdout_every = 0;
-    config.optim.warmup_steps = 0;
+    let config = two_step_config(&run);
     train(&config, &RunOptions { stop_after_step: Some(1), ..Default::default() }).unwrap();
     let ckpts = run.join("checkpoints");
     copy_dir(&ckpts.join("step-000001"), &dir.path().join("keep"));

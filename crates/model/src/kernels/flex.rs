@@ -81,3 +81,70 @@ pub(super) fn gelu<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
     let t = x.clone().try_into_primitive::<Flex>().ok()?;
     Some(Tensor::from_primitive::<Flex>(forward(&t)?))
 }
+
+/// Whether `t` is an f32 tensor on a plain (non-autodiff) Flex device.
+fn plain_f32<const D: usize>(t: &Tensor<D>) -> bool {
+    t.clone().try_into_primitive::<Flex>().is_ok_and(|p| p.dtype() == DType::F32)
+}
+
+/// Whether [`adamw`] can update these tensors (plain Flex, f32, same element count).
+pub(super) fn adamw_applies<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
+    let Some(first) = tensors.first() else { return false };
+    let n = first.shape().num_elements();
+    tensors.iter().all(|t| t.shape().num_elements() == n && plain_f32(t))
+}
+
+/// burn's AdamW update, element by element in the same f32 operations and order (so the result
+/// is bit-identical to `burn::optim::AdamW` on Flex), in one parallel pass that updates the
+/// parameter and both moments in place where their storage is not shared. burn's version runs
+/// ~12 whole-tensor ops, each a fresh parameter-sized allocation: for a 96M-value embedding table
+/// that is gigabytes of page-faulted memory per step.
+pub(super) fn adamw<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    moments: Option<(Tensor<D>, Tensor<D>)>,
+    update: &super::AdamWUpdate,
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    let shape = param.shape();
+    let into_flex = |t: Tensor<D>| -> FlexTensor {
+        let p = t.try_into_primitive::<Flex>().unwrap_or_else(|_| panic!("adamw_applies checked the backend"));
+        if p.is_contiguous() { p } else { p.to_contiguous() }
+    };
+    let mut p = into_flex(param);
+    let g = into_flex(grad);
+    let first = moments.is_none();
+    let (mut m, mut v) = match moments {
+        Some((m, v)) => (into_flex(m), into_flex(v)),
+        None => (FlexTensor::zeros(shape.clone(), DType::F32), FlexTensor::zeros(shape.clone(), DType::F32)),
+    };
+    let super::AdamWUpdate { lr, beta_1, beta_2, epsilon, weight_decay, time } = *update;
+    let (factor_1, factor_2) = (1.0 - beta_1, 1.0 - beta_2);
+    let correction_1 = 1f32 - beta_1.powi(time as i32);
+    let correction_2 = 1f32 - beta_2.powi(time as i32);
+    // burn multiplies by f64 scalars converted to the tensor's f32.
+    let keep = (1.0 - lr * f64::from(weight_decay)) as f32;
+    let step = lr as f32;
+    let gs = g.as_slice::<f32>().expect("contiguous f32");
+    let ps = p.storage_mut::<f32>();
+    let ms = m.storage_mut::<f32>();
+    let vs = v.storage_mut::<f32>();
+    ps.par_chunks_mut(SLICE).zip(ms.par_chunks_mut(SLICE)).zip(vs.par_chunks_mut(SLICE)).enumerate().for_each(
+        |(c, ((pc, mc), vc))| {
+            let start = c * SLICE;
+            for i in 0..pc.len() {
+                let gi = gs[start + i];
+                let (mi, vi) = if first {
+                    (gi * factor_1, (gi * gi) * factor_2)
+                } else {
+                    (mc[i] * beta_1 + gi * factor_1, vc[i] * beta_2 + (gi * gi) * factor_2)
+                };
+                mc[i] = mi;
+                vc[i] = vi;
+                let delta = (mi / correction_1) / ((vi / correction_2).sqrt() + epsilon);
+                pc[i] = pc[i] * keep - delta * step;
+            }
+        },
+    );
+    let wrap = |t: FlexTensor| Tensor::<D>::from_primitive::<Flex>(t);
+    (wrap(p), wrap(m), wrap(v))
+}
