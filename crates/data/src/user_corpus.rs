@@ -172,13 +172,26 @@ fn json_type(v: &serde_json::Value) -> &'static str {
 /// Reads a Parquet corpus. Needs the crate feature `parquet` (on by default); without it this
 /// returns an error naming the file and the feature.
 pub fn load_parquet(path: &Path) -> Result<ParallelCorpus> {
-    columnar::load_parquet(path)
+    contain_panics(path, "Parquet", || columnar::load_parquet(path))
 }
 
 /// Reads an Arrow IPC (file format) corpus. Needs the crate feature `parquet` (on by default);
 /// without it this returns an error naming the file and the feature.
 pub fn load_arrow_ipc(path: &Path) -> Result<ParallelCorpus> {
-    columnar::load_arrow_ipc(path)
+    contain_panics(path, "Arrow IPC", || columnar::load_arrow_ipc(path))
+}
+
+/// Runs a reader of a third-party format and turns a panic inside it into an error naming the
+/// file: the `parquet` crate asserts on some malformed files (e.g. a negative column offset in
+/// the footer, found by `tests/fuzz_parsers.rs`) instead of returning its own error.
+fn contain_panics(path: &Path, format: &str, read: impl FnOnce() -> Result<ParallelCorpus> + std::panic::UnwindSafe) -> Result<ParallelCorpus> {
+    std::panic::catch_unwind(read).unwrap_or_else(|_| {
+        Err(DataError::Format {
+            path: path.to_path_buf(),
+            place: "file".into(),
+            message: format!("malformed {format} file (its reader stopped on an internal check)"),
+        })
+    })
 }
 
 /// Stand-ins for a build without the `parquet` feature: the public loaders keep their

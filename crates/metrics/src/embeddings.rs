@@ -61,6 +61,17 @@ pub struct EmbeddingTable {
 
 /// Reads and validates an embeddings Parquet file (see the module docs for the format).
 pub fn read_embeddings(path: &Path) -> Result<EmbeddingTable> {
+    // The `parquet` crate asserts on some malformed footers (e.g. a negative column offset, found
+    // by `tests/fuzz_parsers.rs`) instead of returning an error: contain that as an error here.
+    std::panic::catch_unwind(|| read_embeddings_unguarded(path)).unwrap_or_else(|_| {
+        Err(MetricsError::Parquet {
+            path: path.to_path_buf(),
+            message: "malformed Parquet file (its reader stopped on an internal check)".into(),
+        })
+    })
+}
+
+fn read_embeddings_unguarded(path: &Path) -> Result<EmbeddingTable> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let file = File::open(path).map_err(|e| MetricsError::io(path, e))?;
     let pq = |e: &dyn std::fmt::Display| MetricsError::Parquet { path: path.to_path_buf(), message: e.to_string() };

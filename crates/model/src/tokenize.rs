@@ -79,7 +79,11 @@ impl TextTokenizer {
     pub fn from_file(path: &Path, pad_id: u32, max_len: usize) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
         let err = |message: String| ModelError::Tokenizer { path: path.to_path_buf(), message };
-        let mut inner = Tokenizer::from_bytes(&bytes).map_err(|e| err(e.to_string()))?;
+        // The tokenizers crate panics on some malformed files (a deserialisation helper unwraps;
+        // found by `tests/fuzz_parsers.rs`): contain that as an error naming the file.
+        let parsed = std::panic::catch_unwind(|| Tokenizer::from_bytes(&bytes))
+            .map_err(|_| err("malformed tokenizer.json (the tokenizers crate stopped on an internal check)".into()))?;
+        let mut inner = parsed.map_err(|e| err(e.to_string()))?;
         inner.with_padding(None);
         inner
             .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
