@@ -126,10 +126,13 @@ impl Run {
     }
 }
 
-/// trec_eval's ordering: score descending, ties by docid descending.
+/// trec_eval's ordering: score descending, ties by docid descending. A document listed twice (a
+/// `Run` built by hand; the file reader refuses that) counts once, at its best position.
 fn ranked(docs: &[(String, f64)]) -> Vec<(&str, f64)> {
     let mut v: Vec<(&str, f64)> = docs.iter().map(|(d, s)| (d.as_str(), *s)).collect();
     v.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| b.0.cmp(a.0)));
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|(d, _)| seen.insert(*d));
     v
 }
 
@@ -222,5 +225,16 @@ pub fn evaluate_run<M: Measure>(qrels: &Qrels, run: &Run, measures: &[M]) -> Tre
         queries_without_relevant: without_relevant,
         run_queries_without_qrels: run.queries.keys().filter(|q| !qrels.queries.contains_key(*q)).count(),
         per_query,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_hand_built_run_with_a_duplicate_document_counts_it_once() {
+        let judged = std::collections::HashMap::from([("d1".to_string(), 1i64)]);
+        let docs = vec![("d1".to_string(), 2.0), ("d2".to_string(), 1.5), ("d1".to_string(), 1.0)];
+        let ranks = super::query_ranks(&judged, &docs);
+        assert_eq!(ranks.ranks().collect::<Vec<_>>(), vec![1]);
     }
 }
