@@ -92,28 +92,13 @@ impl StaticEncoder {
     /// its distillation step.
     pub fn from_hf_model(meta: &ModelMeta, normalize: bool, device: &Device) -> Result<Self> {
         let path = meta.source_dir.join("model.safetensors");
-        let mut encoder = Self::random(meta.config.vocab_size, meta.config.hidden_size, normalize, device);
         let from = format!("^{}embeddings\\.word_embeddings\\.", regex_escape(&meta.weight_prefix));
-        let mut store = SafetensorsStore::from_file(&path)
+        let store = SafetensorsStore::from_file(&path)
             .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
             .with_key_remapping(from, "embedding.")
             .allow_partial(true);
-        let result =
-            encoder.load_from(&mut store).map_err(|e| ModelError::Safetensors { path: path.clone(), message: e.to_string() })?;
-        if let Some(error) = result.errors.first() {
-            return Err(ModelError::BadTensor {
-                path,
-                tensor: "embeddings.word_embeddings.weight".into(),
-                message: error.to_string(),
-            });
-        }
-        if !result.missing.is_empty() {
-            return Err(ModelError::MissingTensor {
-                path,
-                tensor: format!("{}embeddings.word_embeddings.weight", meta.weight_prefix),
-            });
-        }
-        Ok(encoder)
+        let tensor = format!("{}embeddings.word_embeddings.weight", meta.weight_prefix);
+        Self::random(meta.config.vocab_size, meta.config.hidden_size, normalize, device).load_table(store, path, &tensor)
     }
 
     /// Loads the table of a static model directory written by [`save_static_dir`].
@@ -122,17 +107,21 @@ impl StaticEncoder {
         if !path.is_file() {
             return Err(ModelError::MissingFile { path, hint: String::new() });
         }
-        let mut encoder = Self::random(settings.vocab_size, settings.dim, settings.normalize, device);
-        let mut store = SafetensorsStore::from_file(&path).with_from_adapter(FloatCastAdapter::to(DType::F32));
-        let result =
-            encoder.load_from(&mut store).map_err(|e| ModelError::Safetensors { path: path.clone(), message: e.to_string() })?;
+        let store = SafetensorsStore::from_file(&path).with_from_adapter(FloatCastAdapter::to(DType::F32));
+        Self::random(settings.vocab_size, settings.dim, settings.normalize, device).load_table(store, path, "embedding.weight")
+    }
+
+    /// Fills the table from `store` (read from `path`), where the checkpoint calls it `tensor`;
+    /// an unusable or absent tensor is an error naming it.
+    fn load_table(mut self, mut store: SafetensorsStore, path: std::path::PathBuf, tensor: &str) -> Result<Self> {
+        let result = self.load_from(&mut store).map_err(|e| ModelError::Safetensors { path: path.clone(), message: e.to_string() })?;
         if let Some(error) = result.errors.first() {
-            return Err(ModelError::BadTensor { path, tensor: "embedding.weight".into(), message: error.to_string() });
+            return Err(ModelError::BadTensor { path, tensor: tensor.into(), message: error.to_string() });
         }
         if !result.missing.is_empty() {
-            return Err(ModelError::MissingTensor { path, tensor: "embedding.weight".into() });
+            return Err(ModelError::MissingTensor { path, tensor: tensor.into() });
         }
-        Ok(encoder)
+        Ok(self)
     }
 }
 
