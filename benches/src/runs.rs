@@ -446,7 +446,8 @@ pub fn gemm(args: &GemmArgs) -> Result<()> {
         for r in 0..args.reps {
             // A different left operand each time: nothing can be reused between products.
             let left = a.clone().add_scalar(r as f64);
-            let product = left.matmul(b.clone()).into_data();
+            // The product path the encoder's dense layers take (on Flex: a direct gemm call).
+            let product = hybrid_ir_model::kernels::matmul(left, b.clone()).into_data();
             checksum += f64::from(product.as_slice::<f32>().map_or(0.0, |v| v[0]));
         }
         times.push(started.elapsed().as_secs_f64() / args.reps as f64);

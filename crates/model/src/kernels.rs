@@ -9,18 +9,22 @@
 //! small libtorch autograd graph recorded in the forward (see `libtorch.rs`). The arithmetic is
 //! the same (HF BERT's layer; attention is `scaled_dot_product_attention`, what PyTorch's
 //! `BertSdpaSelfAttention` calls), so results agree with burn's path to float rounding
-//! (`tests/kernels.rs`). On Flex and every other backend they are burn's ops.
+//! (`tests/kernels.rs`). On autodiff Flex devices LayerNorm and softmax are one node each too
+//! (burn-flex's fused forward, our backward: `flex_fused.rs`); elsewhere they are burn's ops.
 //!
 //! [`set_libtorch_kernels`] switches the LibTorch path off (process-wide) to compare against
-//! burn's decomposed ops. [`gelu`] has a Flex path (parallel, bit-identical to burn-flex's).
+//! burn's decomposed ops. [`gelu`] has a Flex path (parallel, bit-identical to burn-flex's), and
+//! so has [`linear`] (direct `gemm` calls without burn-flex's serial output allocation).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::nn::{Dropout, LayerNorm};
+use burn::nn::{Dropout, LayerNorm, Linear};
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 
 mod flex;
+mod flex_fused;
+mod flex_linear;
 #[cfg(feature = "tch")]
 mod libtorch;
 
@@ -53,8 +57,6 @@ pub fn add_dropout_layer_norm(
     norm: &LayerNorm,
     eps: f64,
 ) -> Tensor<3> {
-    #[cfg(not(feature = "tch"))]
-    let _ = eps; // only the LibTorch path needs it
     #[cfg(feature = "tch")]
     if libtorch_kernels() {
         let p = active_drop_prob(dropout, &branch);
@@ -62,14 +64,13 @@ pub fn add_dropout_layer_norm(
             return out;
         }
     }
-    norm.forward(dropout.forward(branch) + residual)
+    let x = dropout.forward(branch) + residual;
+    flex_fused::layer_norm(&x, norm, eps).unwrap_or_else(|| norm.forward(x))
 }
 
 /// `dropout(layer_norm(x))`: HF BERT's embedding output (`eps` as in
 /// [`add_dropout_layer_norm`]).
 pub fn layer_norm_dropout(x: Tensor<3>, norm: &LayerNorm, eps: f64, dropout: &Dropout) -> Tensor<3> {
-    #[cfg(not(feature = "tch"))]
-    let _ = eps; // only the LibTorch path needs it
     #[cfg(feature = "tch")]
     if libtorch_kernels() {
         let p = active_drop_prob(dropout, &x);
@@ -77,7 +78,43 @@ pub fn layer_norm_dropout(x: Tensor<3>, norm: &LayerNorm, eps: f64, dropout: &Dr
             return out;
         }
     }
-    dropout.forward(norm.forward(x))
+    dropout.forward(flex_fused::layer_norm(&x, norm, eps).unwrap_or_else(|| norm.forward(x)))
+}
+
+/// `layer.forward(x)` for `x [tokens, in]`: the encoder's dense layers. On Flex (plain or
+/// autodiff, f32) the product and its gradients are direct `gemm` calls into fresh uninitialised
+/// buffers, bit-identical to burn's; elsewhere burn's op.
+pub fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
+    if let Some(out) = flex_linear::linear(layer, &x) {
+        return out;
+    }
+    layer.forward(x)
+}
+
+/// `lhs · rhs` for 2-D operands by the same product path as [`linear`] (on a plain Flex device
+/// the direct `gemm` call; elsewhere, and on autodiff devices, burn's `matmul`). For
+/// benchmarks that measure the encoder's products.
+pub fn matmul(lhs: Tensor<2>, rhs: Tensor<2>) -> Tensor<2> {
+    if let Some(out) = flex_linear::matmul(&lhs, &rhs) {
+        return out;
+    }
+    lhs.matmul(rhs)
+}
+
+/// How many threads [`linear`] splits an `[m, k] x [k, n]` product over on Flex: every rayon
+/// thread of the current pool for products of at least 192³ multiply-adds, else 1.
+pub fn product_threads(m: usize, n: usize, k: usize) -> usize {
+    match flex_linear::parallelism(m, n, k) {
+        gemm::Parallelism::None => 1,
+        _ => rayon::current_num_threads(),
+    }
+}
+
+/// How many products the Flex path of [`linear`] / [`matmul`] has run in this process:
+/// `(on one thread, on every thread of the pool)`. Instrumentation for tests and benchmarks that
+/// hold the encoder to the parallel kernel (issue #19's regression guard).
+pub fn flex_product_counts() -> (u64, u64) {
+    flex_linear::product_counts()
 }
 
 /// Exact (erf) GELU. On Flex evaluated in parallel slices with its own backward (burn-flex runs
@@ -102,12 +139,18 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>, drop
     }
     let [.., head_dim] = q.dims();
     let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (head_dim as f64).sqrt()) + bias;
-    dropout.forward(softmax(scores, 3)).matmul(v)
+    let probs = flex_fused::softmax_last(&scores).unwrap_or_else(|| softmax(scores, 3));
+    dropout.forward(probs).matmul(v)
 }
 
 /// `sum(t²)` as a `[1]` tensor, e.g. for a global gradient norm. On LibTorch one dot product
-/// (a squared copy of e5's embedding gradient would be a fresh 384 MB allocation).
+/// (a squared copy of e5's embedding gradient would be a fresh 384 MB allocation); on Flex a
+/// parallel pass in a fixed order (f64 partial sums), so that a clipped update is the same in
+/// every run and after every resume.
 pub fn sum_of_squares<const D: usize>(tensor: Tensor<D>) -> Tensor<1> {
+    if let Some(out) = flex::sum_of_squares(&tensor) {
+        return out;
+    }
     #[cfg(feature = "tch")]
     if libtorch_kernels()
         && let Some(out) = libtorch::sum_of_squares(&tensor)

@@ -111,6 +111,22 @@ test_device!(fn sum_of_squares_is_the_squared_norm(device) {
     assert!((s - 30.25).abs() < 1e-5, "{s}");
 });
 
+test_device!(fn sum_of_squares_repeats_exactly_and_rounds_once(device) {
+    // 3M values: far above burn-flex's 64K parallel-sum threshold, so a reduction whose order
+    // follows rayon's work stealing would differ between the repeats in its last bits.
+    let t = Tensor::<1>::random([3_000_001], Distribution::Normal(0.0, 1.0), &device);
+    let values = t.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let exact: f64 = values.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+    let first = sum_of_squares(t.clone()).into_scalar::<f32>();
+    for _ in 0..20 {
+        assert_eq!(sum_of_squares(t.clone()).into_scalar::<f32>().to_bits(), first.to_bits(), "the sum changed between runs");
+    }
+    // On Flex one f32 rounding of an (almost) exact sum, not 3M accumulated ones; LibTorch's dot
+    // accumulates in f32 blocks.
+    let tolerance = if device == Device::flex() { 2.0 * f64::from(f32::EPSILON) } else { 1e-5 };
+    assert!(((f64::from(first) - exact) / exact).abs() <= tolerance, "{first} vs exact {exact}");
+});
+
 test_device!(fn bf16_matmuls_stay_close_to_f32_and_train(device) {
     let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let model = common::load("all-MiniLM-L6-v2", &device);
@@ -160,4 +176,88 @@ test_device!(fn gelu_kernel_equals_burns_gelu_with_gradients(device) {
     // Plain (inference) devices take the same path.
     let plain = hybrid_ir_model::kernels::gelu(x.clone().inner()).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
     assert!(common::max_abs_diff(&plain, &burns.0) <= 1e-6);
+});
+
+test_device!(fn linear_kernel_is_bit_identical_to_burns_linear(device) {
+    use burn::nn::{Linear, LinearConfig};
+    let ad = device.clone().autodiff();
+    ad.seed(9);
+    let values = |t: Tensor<2>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    // (tokens, in, out): the encoder's shapes, an inner size above gemm's 512 block, a product
+    // small enough to run on one thread, and a transposed (strided) weight.
+    for (tokens, d_in, d_out, transposed) in [(37, 384, 1536, false), (128, 1536, 384, false), (9, 24, 40, false), (61, 384, 384, true)] {
+        let mut layer: Linear = LinearConfig::new(d_in, d_out).init(&ad);
+        if transposed {
+            let w = Tensor::<2>::random([d_out, d_in], Distribution::Normal(0.0, 0.05), &ad).transpose();
+            layer.weight = Param::from_tensor(w);
+        }
+        let x = Tensor::<2>::random([tokens, d_in], Distribution::Normal(0.0, 1.0), &ad).require_grad();
+        let upstream = Tensor::<2>::random([tokens, d_out], Distribution::Normal(0.0, 1.0), &ad);
+        let run = |y: Tensor<2>| {
+            let out = values(y.clone());
+            let grads = (y * upstream.clone()).sum().backward();
+            let gx = values(x.grad(&grads).unwrap());
+            let gw = values(layer.weight.grad(&grads).unwrap());
+            let gb = layer.bias.as_ref().unwrap().grad(&grads).unwrap().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+            (out, gx, gw, gb)
+        };
+        let ours = run(hybrid_ir_model::kernels::linear(&layer, x.clone()));
+        let burns = run(layer.forward(x.clone()));
+        let shape = format!("[{tokens}, {d_in}] x [{d_in}, {d_out}]");
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&ours.0), bits(&burns.0), "{shape}: outputs differ");
+        assert_eq!(bits(&ours.1), bits(&burns.1), "{shape}: input gradients differ");
+        assert_eq!(bits(&ours.2), bits(&burns.2), "{shape}: weight gradients differ");
+        assert_eq!(bits(&ours.3), bits(&burns.3), "{shape}: bias gradients differ");
+        // Plain (inference) devices take the same path.
+        let plain = values(hybrid_ir_model::kernels::linear(&layer.valid(), x.clone().inner()));
+        assert_eq!(bits(&plain), bits(&burns.0), "{shape}: inference output differs");
+    }
+});
+
+test_device!(fn layer_norm_and_softmax_nodes_match_burns_decomposition(device) {
+    use burn::nn::{DropoutConfig, LayerNormConfig};
+    let ad = device.clone().autodiff();
+    ad.seed(11);
+    let no_dropout = DropoutConfig::new(0.0).init();
+    let floats = |t: Tensor<1>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let close = |ours: &[f32], burns: &[f32], what: &str| {
+        let rel = common::max_abs_diff(ours, burns) / scale(burns).max(1e-12);
+        assert!(rel < 2e-5, "{what} differs by {rel} (relative)");
+    };
+
+    // LayerNorm (eps 1e-12 as BERT): outputs and the gradients of input, gamma and beta.
+    let mut norm = LayerNormConfig::new(48).with_epsilon(1e-12).init(&ad);
+    norm.gamma = Param::from_tensor(Tensor::random([48], Distribution::Normal(1.0, 0.2), &ad));
+    norm.beta = Some(Param::from_tensor(Tensor::random([48], Distribution::Normal(0.0, 0.2), &ad)));
+    let x = Tensor::<3>::random([5, 70, 48], Distribution::Normal(0.3, 2.0), &ad).require_grad();
+    let upstream = Tensor::<3>::random([5, 70, 48], Distribution::Normal(0.0, 1.0), &ad);
+    let run = |y: Tensor<3>| {
+        let grads = (y.clone() * upstream.clone()).sum().backward();
+        let beta = norm.beta.as_ref().unwrap();
+        [floats(y.flatten(0, 2)), floats(x.grad(&grads).unwrap().flatten(0, 2)), floats(norm.gamma.grad(&grads).unwrap()), floats(beta.grad(&grads).unwrap())]
+    };
+    let ours = run(hybrid_ir_model::kernels::layer_norm_dropout(x.clone(), &norm, 1e-12, &no_dropout));
+    let burns = run(norm.forward(x.clone()));
+    for (what, (o, b)) in ["output", "input gradient", "gamma gradient", "beta gradient"].iter().zip(ours.iter().zip(&burns)) {
+        close(o, b, &format!("layer norm {what}"));
+    }
+
+    // The attention core (softmax inside) against the same formula with burn's softmax.
+    let shape = [2, 3, 17, 8];
+    let q = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &ad).require_grad();
+    let k = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &ad).require_grad();
+    let v = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &ad).require_grad();
+    let bias = Tensor::<4>::random([2, 1, 1, 17], Distribution::Normal(0.0, 1.0), &ad);
+    let upstream = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &ad);
+    let run = |y: Tensor<4>| {
+        let grads = (y.clone() * upstream.clone()).sum().backward();
+        [floats(y.flatten(0, 3)), floats(q.grad(&grads).unwrap().flatten(0, 3)), floats(k.grad(&grads).unwrap().flatten(0, 3)), floats(v.grad(&grads).unwrap().flatten(0, 3))]
+    };
+    let ours = run(hybrid_ir_model::kernels::attention(q.clone(), k.clone(), v.clone(), bias.clone(), &no_dropout));
+    let scores = q.clone().matmul(k.clone().swap_dims(2, 3)).mul_scalar(1.0 / 8f64.sqrt()) + bias.clone();
+    let burns = run(burn::tensor::activation::softmax(scores, 3).matmul(v.clone()));
+    for (what, (o, b)) in ["output", "q gradient", "k gradient", "v gradient"].iter().zip(ours.iter().zip(&burns)) {
+        close(o, b, &format!("attention {what}"));
+    }
 });

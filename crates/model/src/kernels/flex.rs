@@ -82,6 +82,23 @@ pub(super) fn gelu<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
     Some(Tensor::from_primitive::<Flex>(forward(&t)?))
 }
 
+/// `sum(t²)` of an f32 tensor on a plain Flex device, in a fixed order: per-slice sums in f64
+/// combined left to right, so the result never depends on how rayon scheduled the slices.
+/// burn-flex's `sum` of more than 64K values combines its chunk sums in the tree that work
+/// stealing built, so its last bit varied between runs (and with clipping, whole updates did).
+pub(super) fn sum_of_squares<const D: usize>(t: &Tensor<D>) -> Option<Tensor<1>> {
+    let p = t.clone().try_into_primitive::<Flex>().ok()?;
+    if p.dtype() != DType::F32 {
+        return None;
+    }
+    let p = if p.is_contiguous() { p } else { p.to_contiguous() };
+    let values = p.as_slice::<f32>()?;
+    let partial: Vec<f64> =
+        values.par_chunks(SLICE).map(|c| c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>()).collect();
+    let total = partial.iter().sum::<f64>() as f32;
+    Some(Tensor::from_primitive::<Flex>(FlexTensor::from_data(TensorData::new(vec![total], [1]))))
+}
+
 /// Whether `t` is an f32 tensor on a plain (non-autodiff) Flex device.
 fn plain_f32<const D: usize>(t: &Tensor<D>) -> bool {
     t.clone().try_into_primitive::<Flex>().is_ok_and(|p| p.dtype() == DType::F32)

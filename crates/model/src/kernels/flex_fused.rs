@@ -1,0 +1,189 @@
+//! LayerNorm and softmax on autodiff Flex devices as one node each: burn-flex's fused forward
+//! (the op plain Flex already runs for inference, so training and encoding compute the same
+//! values) and a backward of ours, parallel over rows.
+//!
+//! Why: burn 0.22's autodiff has no node for either op, so on an autodiff device both run as
+//! burn's decomposition — 9 element-wise ops forward and ~20 backward per LayerNorm, 5 forward
+//! for a softmax over `[B, heads, L, L]` — each a full pass and a fresh allocation. On a 2-vCPU
+//! Xeon that memory traffic was a large share of the Flex training step (docs/benchmarks.md).
+//!
+//! Reductions over rows (the LayerNorm's parameter gradients) are summed per fixed chunk of rows
+//! and the chunk sums combined in order, so results never depend on rayon's scheduling.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::{ActivationOps, ModuleOps};
+use burn::backend::{Autodiff, Flex, TensorMetadata};
+use burn::nn::LayerNorm;
+use burn::tensor::{DType, Tensor, TensorData};
+use rayon::prelude::*;
+
+/// Rows per parallel task.
+const ROWS: usize = 64;
+
+/// A contiguous f32 tensor's values (a copy only when the layout is not contiguous).
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.is_contiguous() { t } else { t.to_contiguous() }
+}
+
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("contiguous f32")
+}
+
+fn wrap(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, like.shape()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm
+// ---------------------------------------------------------------------------------------------
+
+/// Parents `[x, gamma, beta]`; state: the input (contiguous), gamma and epsilon.
+#[derive(Debug)]
+struct LayerNormNode;
+
+impl Backward<Flex, 3> for LayerNormNode {
+    type State = (FlexTensor, FlexTensor, f64);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let (x, gamma, eps) = ops.state;
+        let (dx, dgamma, dbeta) = layer_norm_backward(values(&x), values(&gamma), values(&grad), eps);
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, wrap(dx, &x));
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Flex>(node.id, wrap(dgamma, &gamma));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Flex>(node.id, wrap(dbeta, &gamma));
+        }
+    }
+}
+
+/// Mean and `1 / sqrt(var + eps)` of one row (biased variance, as burn's LayerNorm), in f64.
+fn row_stats(row: &[f32], eps: f64) -> (f64, f64) {
+    let d = row.len() as f64;
+    let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / d;
+    let var = row.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / d;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// `(dx, dgamma, dbeta)` of `y = (x - mean) * rstd * gamma + beta` over rows of `gamma.len()`:
+/// `dx = rstd * (g - mean(g) - x̂ * mean(g * x̂))` with `g = dy * gamma`; `dgamma = Σ dy * x̂`,
+/// `dbeta = Σ dy` over rows.
+fn layer_norm_backward(x: &[f32], gamma: &[f32], dy: &[f32], eps: f64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let d = gamma.len();
+    let mut dx = vec![0.0f32; x.len()];
+    let partials: Vec<(Vec<f64>, Vec<f64>)> = dx
+        .par_chunks_mut(ROWS * d)
+        .zip(x.par_chunks(ROWS * d))
+        .zip(dy.par_chunks(ROWS * d))
+        .map(|((dx, x), dy)| {
+            let (mut dgamma, mut dbeta) = (vec![0.0f64; d], vec![0.0f64; d]);
+            let mut xhat = vec![0.0f64; d];
+            for ((dx, x), dy) in dx.chunks_exact_mut(d).zip(x.chunks_exact(d)).zip(dy.chunks_exact(d)) {
+                let (mean, rstd) = row_stats(x, eps);
+                let (mut sum_g, mut sum_gx) = (0.0f64, 0.0f64);
+                for j in 0..d {
+                    xhat[j] = (f64::from(x[j]) - mean) * rstd;
+                    let g = f64::from(dy[j]) * f64::from(gamma[j]);
+                    sum_g += g;
+                    sum_gx += g * xhat[j];
+                    dgamma[j] += f64::from(dy[j]) * xhat[j];
+                    dbeta[j] += f64::from(dy[j]);
+                }
+                let (mean_g, mean_gx) = (sum_g / d as f64, sum_gx / d as f64);
+                for j in 0..d {
+                    let g = f64::from(dy[j]) * f64::from(gamma[j]);
+                    dx[j] = (rstd * (g - mean_g - xhat[j] * mean_gx)) as f32;
+                }
+            }
+            (dgamma, dbeta)
+        })
+        .collect();
+    // Chunk sums combined in chunk order: independent of the schedule.
+    let (mut dgamma, mut dbeta) = (vec![0.0f64; d], vec![0.0f64; d]);
+    for (pg, pb) in &partials {
+        for j in 0..d {
+            dgamma[j] += pg[j];
+            dbeta[j] += pb[j];
+        }
+    }
+    let narrow = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect::<Vec<f32>>();
+    (dx, narrow(dgamma), narrow(dbeta))
+}
+
+/// `norm.forward(x)` as one node on an autodiff Flex device (f32, with a beta); `None` elsewhere.
+pub(super) fn layer_norm<const D: usize>(x: &Tensor<D>, norm: &LayerNorm, eps: f64) -> Option<Tensor<D>> {
+    let x = x.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
+    let gamma = norm.gamma.val().try_into_primitive::<Autodiff<Flex>>().ok()?;
+    let beta = norm.beta.as_ref()?.val().try_into_primitive::<Autodiff<Flex>>().ok()?;
+    let d = gamma.primitive().shape().num_elements();
+    let f32s = [x.primitive(), gamma.primitive(), beta.primitive()].iter().all(|t| t.dtype() == DType::F32);
+    if !f32s || d == 0 || x.primitive().shape().dims::<D>()[D - 1] != d || beta.primitive().shape().num_elements() != d {
+        return None;
+    }
+    let input = contiguous(x.primitive().clone());
+    let out = Flex::layer_norm(input.clone(), gamma.primitive().clone(), Some(beta.primitive().clone()), eps);
+    let prep = LayerNormNode.prepare::<NoCheckpointing>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful();
+    let out = match prep {
+        OpsKind::Tracked(prep) => prep.finish((input, contiguous(gamma.into_primitive()), eps), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex>>(out))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax over the last dimension
+// ---------------------------------------------------------------------------------------------
+
+/// Parent `[x]`; state: the output `p` (contiguous).
+#[derive(Debug)]
+struct SoftmaxNode;
+
+impl Backward<Flex, 1> for SoftmaxNode {
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let p = ops.state;
+        if let Some(node) = node_x {
+            let width = p.shape()[p.shape().num_dims() - 1];
+            let (p_values, dp) = (values(&p), values(&grad));
+            let mut dx = vec![0.0f32; p_values.len()];
+            // dx = p * (dp - Σ dp * p) per row.
+            dx.par_chunks_mut(ROWS * width).zip(p_values.par_chunks(ROWS * width)).zip(dp.par_chunks(ROWS * width)).for_each(
+                |((dx, p), dp)| {
+                    for ((dx, p), dp) in dx.chunks_exact_mut(width).zip(p.chunks_exact(width)).zip(dp.chunks_exact(width)) {
+                        let dot: f32 = p.iter().zip(dp).map(|(p, g)| p * g).sum();
+                        for j in 0..width {
+                            dx[j] = p[j] * (dp[j] - dot);
+                        }
+                    }
+                },
+            );
+            grads.register::<Flex>(node.id, wrap(dx, &p));
+        }
+    }
+}
+
+/// `softmax(x, last dim)` as one node on an autodiff Flex device (f32); `None` elsewhere.
+pub(super) fn softmax_last<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
+    let x = x.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
+    if x.primitive().dtype() != DType::F32 || x.primitive().shape().num_elements() == 0 {
+        return None;
+    }
+    let out = contiguous(Flex::softmax(x.primitive().clone(), D - 1));
+    let prep = SoftmaxNode.prepare::<NoCheckpointing>([x.node()]).compute_bound().stateful();
+    let out = match prep {
+        OpsKind::Tracked(prep) => prep.finish(out.clone(), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex>>(out))
+}
