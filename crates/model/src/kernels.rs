@@ -101,6 +101,17 @@ pub fn matmul(lhs: Tensor<2>, rhs: Tensor<2>) -> Tensor<2> {
     lhs.matmul(rhs)
 }
 
+/// `lhs · rhs` for 4-D tensors `[b0, b1, m, k] x [b0, b1, k, n]` (equal batch dimensions, any
+/// strides, e.g. attention heads split by `swap_dims`): on Flex (plain or autodiff) direct
+/// `gemm` calls per batch into one uninitialised buffer, parallel over the batches, with the
+/// same products in the backward (bit-identical to burn's `matmul`); elsewhere burn's `matmul`.
+pub fn batched_matmul(lhs: Tensor<4>, rhs: Tensor<4>) -> Tensor<4> {
+    if let Some(out) = flex_linear::batched_matmul(&lhs, &rhs) {
+        return out;
+    }
+    lhs.matmul(rhs)
+}
+
 /// How many threads [`linear`] splits an `[m, k] x [k, n]` product over on Flex: every rayon
 /// thread of the current pool for products of at least 192³ multiply-adds, else 1.
 pub fn product_threads(m: usize, n: usize, k: usize) -> usize {
@@ -138,9 +149,9 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>, drop
         }
     }
     let [.., head_dim] = q.dims();
-    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (head_dim as f64).sqrt()) + bias;
+    let scores = batched_matmul(q, k.swap_dims(2, 3)).mul_scalar(1.0 / (head_dim as f64).sqrt()) + bias;
     let probs = flex_fused::softmax_last(&scores).unwrap_or_else(|| softmax(scores, 3));
-    dropout.forward(probs).matmul(v)
+    batched_matmul(dropout.forward(probs), v)
 }
 
 /// `sum(t²)` as a `[1]` tensor, e.g. for a global gradient norm. On LibTorch one dot product

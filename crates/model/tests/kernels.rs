@@ -261,3 +261,31 @@ test_device!(fn layer_norm_and_softmax_nodes_match_burns_decomposition(device) {
         close(o, b, &format!("attention {what}"));
     }
 });
+
+test_device!(fn batched_matmul_is_bit_identical_to_burns_matmul(device) {
+    let ad = device.clone().autodiff();
+    ad.seed(13);
+    let values = |t: Tensor<4>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    // Attention's two products on heads split by swap_dims (strided operands), and one product
+    // large enough to run on the whole pool.
+    for (batch, heads, len, head_dim) in [(3, 4, 37, 16), (2, 2, 300, 96)] {
+        let split = |t: Tensor<4>| t.swap_dims(1, 2);
+        let q = split(Tensor::<4>::random([batch, len, heads, head_dim], Distribution::Normal(0.0, 1.0), &ad)).require_grad();
+        let k = split(Tensor::<4>::random([batch, len, heads, head_dim], Distribution::Normal(0.0, 1.0), &ad)).require_grad();
+        let upstream = Tensor::<4>::random([batch, heads, len, len], Distribution::Normal(0.0, 1.0), &ad);
+        let run = |y: Tensor<4>| {
+            let out = values(y.clone());
+            let grads = (y * upstream.clone()).sum().backward();
+            (out, values(q.grad(&grads).unwrap()), values(k.grad(&grads).unwrap()))
+        };
+        let ours = run(hybrid_ir_model::kernels::batched_matmul(q.clone(), k.clone().swap_dims(2, 3)));
+        let burns = run(q.clone().matmul(k.clone().swap_dims(2, 3)));
+        let shape = format!("[{batch}, {heads}, {len}, {head_dim}]");
+        assert_eq!(bits(&ours.0), bits(&burns.0), "{shape}: outputs differ");
+        assert_eq!(bits(&ours.1), bits(&burns.1), "{shape}: lhs gradients differ");
+        assert_eq!(bits(&ours.2), bits(&burns.2), "{shape}: rhs gradients differ");
+        let plain = values(hybrid_ir_model::kernels::batched_matmul(q.clone().inner(), k.clone().inner().swap_dims(2, 3)));
+        assert_eq!(bits(&plain), bits(&burns.0), "{shape}: inference output differs");
+    }
+});

@@ -34,7 +34,7 @@ const PARALLEL_MIN_OPS: usize = 192 * 192 * 192;
 /// Rows per task of the parallel bias addition.
 const BIAS_ROWS: usize = 64;
 
-/// Products run by this kernel so far: `[on one thread, on the whole pool]` (see
+/// Dense-layer products (`product`, not the batched ones) run so far: `[on one thread, on the whole pool]` (see
 /// [`super::flex_product_counts`]).
 static PRODUCTS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
@@ -140,6 +140,162 @@ fn product(lhs: Operand<'_>, rhs: Operand<'_>, bias: Option<&[f32]>) -> FlexTens
         });
     }
     FlexTensor::from_data(TensorData::new(out, [m, n]))
+}
+
+/// A 4-D f32 tensor as `[b0, b1]` batches of 2-D views: `(offset of batch (i, j), rows, cols,
+/// row stride, column stride)`, with every element inside the storage; `None` otherwise.
+struct Batched<'a> {
+    batch: [usize; 2],
+    batch_strides: [usize; 2],
+    view: Operand<'a>,
+}
+
+impl<'a> Batched<'a> {
+    fn of(t: &'a FlexTensor) -> Option<Self> {
+        let layout = t.layout();
+        if t.dtype() != DType::F32 || layout.num_dims() != 4 || layout.strides().iter().any(|&s| s < 0) {
+            return None;
+        }
+        let dims = layout.shape();
+        let strides: Vec<usize> = layout.strides().iter().map(|&s| s as usize).collect();
+        if (0..4).any(|i| dims[i] == 0) {
+            return None;
+        }
+        let data = t.storage::<f32>();
+        let last = layout.start_offset() + (0..4).map(|i| (dims[i] - 1) * strides[i]).sum::<usize>();
+        if last >= data.len() {
+            return None;
+        }
+        let view = Operand {
+            data,
+            offset: layout.start_offset(),
+            rows: dims[2],
+            cols: dims[3],
+            rs: strides[2] as isize,
+            cs: strides[3] as isize,
+        };
+        Some(Batched { batch: [dims[0], dims[1]], batch_strides: [strides[0], strides[1]], view })
+    }
+
+    /// The 2-D view of batch number `b` (row-major over the two batch dimensions).
+    fn get(&self, b: usize) -> Operand<'a> {
+        let (i, j) = (b / self.batch[1], b % self.batch[1]);
+        Operand { offset: self.view.offset + i * self.batch_strides[0] + j * self.batch_strides[1], ..self.view }
+    }
+
+    fn t(self) -> Self {
+        Batched { view: self.view.t(), ..self }
+    }
+}
+
+/// `lhs[b] · rhs[b]` for every batch `b` of two 4-D tensors with equal batch dimensions, into a
+/// fresh contiguous `[b0, b1, m, n]` tensor. As burn-flex: small products run one per task in
+/// parallel over the batches; products of at least 192³ multiply-adds run one after another on
+/// the whole pool. `None` unless the shapes fit.
+#[allow(unsafe_code)] // the raw `gemm` call, see `product`
+fn batched_product(lhs: &Batched<'_>, rhs: &Batched<'_>) -> Option<FlexTensor> {
+    let (m, k, n) = (lhs.view.rows, lhs.view.cols, rhs.view.cols);
+    if lhs.batch != rhs.batch || k != rhs.view.rows {
+        return None;
+    }
+    let batches = lhs.batch[0] * lhs.batch[1];
+    let size = m.checked_mul(n)?;
+    let len = batches.checked_mul(size)?;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let whole_pool = !matches!(parallelism(m, n, k), gemm::Parallelism::None);
+    let run = |dst: &mut [std::mem::MaybeUninit<f32>], b: usize, parallelism: gemm::Parallelism| {
+        let (a, c) = (lhs.get(b), rhs.get(b));
+        // SAFETY: `Batched::of` bounds-checked every batch's elements; `dst` holds exactly the
+        // `m·n` values of this batch at row stride `n`, all written (`read_dst = false`).
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr().cast::<f32>(),
+                1,
+                n as isize,
+                false,
+                a.data.as_ptr().add(a.offset),
+                a.cs,
+                a.rs,
+                c.data.as_ptr().add(c.offset),
+                c.cs,
+                c.rs,
+                0.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    };
+    let spare = &mut out.spare_capacity_mut()[..len];
+    if whole_pool {
+        for (b, dst) in spare.chunks_mut(size).enumerate() {
+            run(dst, b, gemm::Parallelism::Rayon(0));
+        }
+    } else {
+        spare.par_chunks_mut(size).enumerate().for_each(|(b, dst)| run(dst, b, gemm::Parallelism::None));
+    }
+    // SAFETY: every batch's chunk of the first `len` values was written above.
+    unsafe { out.set_len(len) };
+    Some(FlexTensor::from_data(TensorData::new(out, [lhs.batch[0], lhs.batch[1], m, n])))
+}
+
+/// The autodiff node of a batched product: parents `[lhs, rhs]`; state keeps `lhs` when `rhs`
+/// needs a gradient and `rhs` when `lhs` does.
+#[derive(Debug)]
+struct BatchedNode;
+
+impl Backward<Flex, 2> for BatchedNode {
+    type State = (Option<FlexTensor>, Option<FlexTensor>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_lhs, node_rhs] = ops.parents;
+        let grad = batched_tensor(grads.consume::<Flex>(&ops.node));
+        let (lhs, rhs) = ops.state;
+        if let Some(node) = node_lhs {
+            let rhs = batched_tensor(rhs.expect("rhs is kept when lhs is tracked"));
+            let g = batched_product(&batched(&grad), &batched(&rhs).t()).expect("shapes checked in the forward");
+            grads.register::<Flex>(node.id, g);
+        }
+        if let Some(node) = node_rhs {
+            let lhs = batched_tensor(lhs.expect("lhs is kept when rhs is tracked"));
+            let g = batched_product(&batched(&lhs).t(), &batched(&grad)).expect("shapes checked in the forward");
+            grads.register::<Flex>(node.id, g);
+        }
+    }
+}
+
+fn batched(t: &FlexTensor) -> Batched<'_> {
+    Batched::of(t).expect("batched_tensor made the layout usable")
+}
+
+fn batched_tensor(t: FlexTensor) -> FlexTensor {
+    if Batched::of(&t).is_some() { t } else { t.to_contiguous() }
+}
+
+/// [`super::batched_matmul`] on Flex (plain or autodiff, f32, equal batch dimensions).
+pub(super) fn batched_matmul(lhs: &Tensor<4>, rhs: &Tensor<4>) -> Option<Tensor<4>> {
+    if let Ok(a) = lhs.clone().try_into_primitive::<Autodiff<Flex>>() {
+        let b = rhs.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
+        let out = batched_product(&Batched::of(a.primitive())?, &Batched::of(b.primitive())?)?;
+        let (a_tracked, b_tracked) = (a.is_tracked(), b.is_tracked());
+        let prep = BatchedNode.prepare::<NoCheckpointing>([a.node(), b.node()]).compute_bound().stateful();
+        let out = match prep {
+            OpsKind::Tracked(prep) => {
+                let state = (b_tracked.then(|| a.into_primitive()), a_tracked.then(|| b.into_primitive()));
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        };
+        return Some(Tensor::from_primitive::<Autodiff<Flex>>(out));
+    }
+    let a = lhs.clone().try_into_primitive::<Flex>().ok()?;
+    let b = rhs.clone().try_into_primitive::<Flex>().ok()?;
+    Some(Tensor::from_primitive::<Flex>(batched_product(&Batched::of(&a)?, &Batched::of(&b)?)?))
 }
 
 /// A tensor as a product operand, made contiguous first if its layout is not one `gemm` takes.
