@@ -64,7 +64,7 @@ pub fn add_dropout_layer_norm(
             return out;
         }
     }
-    let x = dropout.forward(branch) + residual;
+    let x = self::dropout(branch, dropout) + residual;
     flex_fused::layer_norm(&x, norm, eps).unwrap_or_else(|| norm.forward(x))
 }
 
@@ -78,7 +78,7 @@ pub fn layer_norm_dropout(x: Tensor<3>, norm: &LayerNorm, eps: f64, dropout: &Dr
             return out;
         }
     }
-    dropout.forward(flex_fused::layer_norm(&x, norm, eps).unwrap_or_else(|| norm.forward(x)))
+    self::dropout(flex_fused::layer_norm(&x, norm, eps).unwrap_or_else(|| norm.forward(x)), dropout)
 }
 
 /// `layer.forward(x)` for `x [tokens, in]`: the encoder's dense layers. On Flex (plain or
@@ -128,6 +128,16 @@ pub fn flex_product_counts() -> (u64, u64) {
     flex_linear::product_counts()
 }
 
+/// `dropout.forward(x)`. Active on an autodiff Flex device, one parallel node whose mask comes
+/// from a counter-based hash seeded from burn's generator (same masks for the same device seed,
+/// recomputed in the backward instead of stored); elsewhere burn's `Dropout`.
+pub fn dropout<const D: usize>(x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
+    if let Some(out) = flex_fused::dropout(&x, dropout) {
+        return out;
+    }
+    dropout.forward(x)
+}
+
 /// Exact (erf) GELU. On Flex evaluated in parallel slices with its own backward (burn-flex runs
 /// it on one thread); on LibTorch burn's op is already libtorch's fused `gelu` and `gelu_backward`.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
@@ -151,7 +161,7 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>, drop
     let [.., head_dim] = q.dims();
     let scores = batched_matmul(q, k.swap_dims(2, 3)).mul_scalar(1.0 / (head_dim as f64).sqrt()) + bias;
     let probs = flex_fused::softmax_last(&scores).unwrap_or_else(|| softmax(scores, 3));
-    batched_matmul(dropout.forward(probs), v)
+    batched_matmul(self::dropout(probs, dropout), v)
 }
 
 /// `sum(t²)` as a `[1]` tensor, e.g. for a global gradient norm. On LibTorch one dot product

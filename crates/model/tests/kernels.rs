@@ -289,3 +289,27 @@ test_device!(fn batched_matmul_is_bit_identical_to_burns_matmul(device) {
         assert_eq!(bits(&plain), bits(&burns.0), "{shape}: inference output differs");
     }
 });
+
+test_device!(fn dropout_keeps_its_share_scales_and_masks_the_gradient_alike(device) {
+    use burn::nn::DropoutConfig;
+    let ad = device.clone().autodiff();
+    let dropout = DropoutConfig::new(0.1).init();
+    let x = Tensor::<2>::ones([1000, 1000], &ad).require_grad();
+    let run = |seed: u64| {
+        ad.seed(seed);
+        let y = hybrid_ir_model::kernels::dropout(x.clone(), &dropout);
+        let grads = (y.clone() * 3.0).sum().backward();
+        let y = y.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let g = x.grad(&grads).unwrap().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        (y, g)
+    };
+    let (y, g) = run(21);
+    let kept = y.iter().filter(|&&v| v != 0.0).count() as f64 / y.len() as f64;
+    assert!((kept - 0.9).abs() < 0.002, "kept share {kept}");
+    for (v, d) in y.iter().zip(&g) {
+        // Kept elements are scaled by 1/0.9; the gradient is masked and scaled the same way.
+        assert!(*v == 0.0 && *d == 0.0 || ((v - 1.0 / 0.9).abs() < 1e-6 && (d - 3.0 / 0.9).abs() < 1e-5), "{v} / {d}");
+    }
+    assert_eq!(run(21).0, y, "the same seed must give the same mask");
+    assert_ne!(run(22).0, y, "another seed must give another mask");
+});

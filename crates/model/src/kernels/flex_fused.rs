@@ -187,3 +187,81 @@ pub(super) fn softmax_last<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
     };
     Some(Tensor::from_primitive::<Autodiff<Flex>>(out))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Dropout
+// ---------------------------------------------------------------------------------------------
+
+/// Whether element `i` survives: a SplitMix64 hash of `(seed, i)` below `threshold` (= keep
+/// probability × 2^64). Counter-based, so any slice of the mask can be drawn on any thread and
+/// the backward recomputes it instead of storing it.
+fn kept(seed: u64, i: usize, threshold: u64) -> bool {
+    let mut z = seed.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) < threshold
+}
+
+/// `out[i] = x[i] · 1/keep` where element `i` is kept, else 0, in parallel slices.
+fn apply_mask(x: &[f32], seed: u64, threshold: u64, scale: f32) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    out.par_chunks_mut(ROWS * 1024).zip(x.par_chunks(ROWS * 1024)).enumerate().for_each(|(c, (out, x))| {
+        let start = c * ROWS * 1024;
+        for (j, (o, &v)) in out.iter_mut().zip(x).enumerate() {
+            // burn's arithmetic: (x · mask) · (1 / keep).
+            let mask = if kept(seed, start + j, threshold) { 1.0 } else { 0.0 };
+            *o = v * mask * scale;
+        }
+    });
+    out
+}
+
+/// Parent `[x]`; state: the mask's seed and threshold and the scale.
+#[derive(Debug)]
+struct DropoutNode;
+
+impl Backward<Flex, 1> for DropoutNode {
+    type State = (u64, u64, f32);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        if let Some(node) = node_x {
+            let (seed, threshold, scale) = ops.state;
+            grads.register::<Flex>(node.id, wrap(apply_mask(values(&grad), seed, threshold, scale), &grad));
+        }
+    }
+}
+
+/// `dropout.forward(x)` when it is active (training mode, autodiff Flex device, f32, p > 0) as
+/// one parallel node; `None` elsewhere (burn's op then runs, which is the identity when inactive).
+///
+/// The mask's seed is drawn from burn's generator (four 16-bit draws), so a seeded device
+/// gives the same masks in every run and after a resume, as burn's own dropout does; the masks
+/// themselves differ from burn's (which draws every element from one locked generator on one
+/// thread: ~10% of a Flex training step).
+pub(super) fn dropout<const D: usize>(x: &Tensor<D>, dropout: &burn::nn::Dropout) -> Option<Tensor<D>> {
+    if !dropout.training.is_enabled() || dropout.prob <= 0.0 || !x.device().is_autodiff() {
+        return None;
+    }
+    let device = x.device();
+    let t = x.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
+    if t.primitive().dtype() != DType::F32 || dropout.prob >= 1.0 {
+        return None;
+    }
+    let draws = Tensor::<1, burn::tensor::Int>::random([4], burn::tensor::Distribution::Uniform(0.0, 65536.0), &device);
+    let draws = draws.into_data().convert::<i64>().try_to_vec::<i64>().ok()?;
+    let seed = draws.iter().fold(0u64, |s, &d| (s << 16) | (d as u64 & 0xFFFF));
+    let keep = 1.0 - dropout.prob;
+    // keep × 2^64, saturating at the top (keep < 1 here).
+    let threshold = (keep * 18_446_744_073_709_551_616.0) as u64;
+    let scale = (1.0 / keep) as f32;
+    let input = contiguous(t.primitive().clone());
+    let out = wrap(apply_mask(values(&input), seed, threshold, scale), &input);
+    let prep = DropoutNode.prepare::<NoCheckpointing>([t.node()]).compute_bound().stateful();
+    let out = match prep {
+        OpsKind::Tracked(prep) => prep.finish((seed, threshold, scale), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex>>(out))
+}
