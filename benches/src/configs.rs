@@ -65,7 +65,9 @@ pub fn run_all(args: &AllArgs) -> Result<()> {
     }
     run_json(Command::new(&exe).args(&prepare), "prepare")?;
 
-    let mut results: Vec<Value> = Vec::new();
+    let machine = crate::machine::describe();
+    eprintln!("{}", crate::machine::summary(&machine));
+    let mut results: Vec<Value> = vec![machine];
     let devices = DeviceSpec::compiled_cpu_devices();
     let steps = args.steps.to_string();
     let chunk = args.sorted_chunk.to_string();

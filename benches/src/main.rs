@@ -8,6 +8,7 @@
 //! prints one JSON line. See docs/benchmarks.md for the numbers and how to read them.
 
 mod configs;
+mod machine;
 mod report;
 mod runs;
 

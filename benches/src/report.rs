@@ -25,7 +25,10 @@ fn ratio(x: Option<f64>, base: Option<f64>) -> String {
 pub fn print_tables(results: &[Value]) {
     let of = |mode: &'static str| results.iter().filter(move |v| v.get("mode").and_then(Value::as_str) == Some(mode));
 
-    println!("\nGEMM f32 1024x1024 (the machine's practical peak)");
+    if let Some(machine) = of("machine").next() {
+        println!("\n{}", crate::machine::summary(machine));
+    }
+    println!("\nGEMM f32 1024x1024 (the machine's practical peak; hybrid-ir: the encoder's product path)");
     println!("| engine | GFLOP/s |");
     println!("|---|---|");
     for v in of("gemm") {

@@ -159,8 +159,15 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Tensor<4>, drop
         }
     }
     let [.., head_dim] = q.dims();
-    let scores = batched_matmul(q, k.swap_dims(2, 3)).mul_scalar(1.0 / (head_dim as f64).sqrt()) + bias;
-    let probs = flex_fused::softmax_last(&scores).unwrap_or_else(|| softmax(scores, 3));
+    let scale = 1.0 / (head_dim as f64).sqrt();
+    let scores = batched_matmul(q, k.swap_dims(2, 3));
+    let probs = match flex_fused::scores_softmax(&scores, scale, &bias) {
+        Some(probs) => probs,
+        None => {
+            let scores = scores.mul_scalar(scale) + bias;
+            flex_fused::softmax_last(&scores).unwrap_or_else(|| softmax(scores, 3))
+        }
+    };
     batched_matmul(self::dropout(probs, dropout), v)
 }
 

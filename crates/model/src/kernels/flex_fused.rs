@@ -265,3 +265,76 @@ pub(super) fn dropout<const D: usize>(x: &Tensor<D>, dropout: &burn::nn::Dropout
     };
     Some(Tensor::from_primitive::<Autodiff<Flex>>(out))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Attention scores: scale, additive mask bias and softmax in one node
+// ---------------------------------------------------------------------------------------------
+
+/// Parent `[scores]`; state: the probabilities `p` and the scale.
+#[derive(Debug)]
+struct ScoresSoftmaxNode;
+
+impl Backward<Flex, 1> for ScoresSoftmaxNode {
+    type State = (FlexTensor, f32);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [node_scores] = ops.parents;
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let (p, scale) = ops.state;
+        if let Some(node) = node_scores {
+            let width = p.shape()[p.shape().num_dims() - 1];
+            let (p_values, dp) = (values(&p), values(&grad));
+            let mut ds = vec![0.0f32; p_values.len()];
+            // d scores = scale · p · (dp - Σ dp · p) per row (the bias is a constant).
+            ds.par_chunks_mut(ROWS * width).zip(p_values.par_chunks(ROWS * width)).zip(dp.par_chunks(ROWS * width)).for_each(
+                |((ds, p), dp)| {
+                    for ((ds, p), dp) in ds.chunks_exact_mut(width).zip(p.chunks_exact(width)).zip(dp.chunks_exact(width)) {
+                        let dot: f32 = p.iter().zip(dp).map(|(p, g)| p * g).sum();
+                        for j in 0..width {
+                            ds[j] = scale * (p[j] * (dp[j] - dot));
+                        }
+                    }
+                },
+            );
+            grads.register::<Flex>(node.id, wrap(ds, &p));
+        }
+    }
+}
+
+/// `softmax(scores · scale + bias, last dim)` for attention scores `[B, heads, Lq, Lk]` and a
+/// constant key bias `[B, 1, 1, Lk]`, as one node on an autodiff Flex device: one pass adds the
+/// bias to the scaled scores in place, burn-flex's softmax runs on the result, and the backward
+/// is one pass. Replaces three nodes (scale, add, softmax) over the step's largest tensors.
+/// `None` (the caller composes burn's ops) for other shapes, dtypes or devices.
+pub(super) fn scores_softmax(scores: &Tensor<4>, scale: f64, bias: &Tensor<4>) -> Option<Tensor<4>> {
+    let s = scores.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
+    let b = bias.clone().try_into_primitive::<Autodiff<Flex>>().ok()?;
+    if b.is_tracked() || s.primitive().dtype() != DType::F32 || b.primitive().dtype() != DType::F32 {
+        return None;
+    }
+    let [batch, heads, len_q, len_k] = s.primitive().shape().dims::<4>();
+    if b.primitive().shape().dims::<4>() != [batch, 1, 1, len_k] || batch * heads * len_q * len_k == 0 {
+        return None;
+    }
+    let bias_values = contiguous(b.primitive().clone());
+    let bias_values = values(&bias_values);
+    let scale = scale as f32;
+    let node = s.node();
+    let mut x = contiguous(s.into_primitive());
+    // One block per (batch, head): its rows share the batch's key bias.
+    x.storage_mut::<f32>().par_chunks_mut(len_k * len_q).enumerate().for_each(|(block, rows)| {
+        let bias = &bias_values[(block / heads) * len_k..][..len_k];
+        for row in rows.chunks_exact_mut(len_k) {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v = *v * scale + b;
+            }
+        }
+    });
+    let p = contiguous(Flex::softmax(x, 3));
+    let prep = ScoresSoftmaxNode.prepare::<NoCheckpointing>([node]).compute_bound().stateful();
+    let out = match prep {
+        OpsKind::Tracked(prep) => prep.finish((p.clone(), scale), p),
+        OpsKind::UnTracked(prep) => prep.finish(p),
+    };
+    Some(Tensor::from_primitive::<Autodiff<Flex>>(out))
+}
