@@ -18,6 +18,10 @@
 //! evaluated queries (NaN counts as 0), then the same unweighted macro averages. They appear in
 //! the `extra` map of every [`Scores`] (absent from `report.json` when no extra measure is given)
 //! and as extra columns of [`crate::table::table_1`].
+//!
+//! With [`EvalOptions::per_query`] the report also keeps each query's value of every
+//! [`HeadlineMetric`] and its weight in the macro average ([`PerQueryValues`]), so that two
+//! systems can be compared query by query ([`crate::significance`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -58,6 +62,12 @@ pub struct EvalOptions {
     /// Empty by default: the report is then exactly the built-in one.
     #[serde(skip)]
     pub extra_measures: Vec<Arc<dyn Measure>>,
+    /// Also record every query's value of each [`HeadlineMetric`] with its weight in the macro
+    /// average ([`LareqaReport::per_query`]): what the paired tests of
+    /// [`crate::significance`] resample. Off by default, so that `report.json` stays the
+    /// aggregate one (per-query values make it about 2.5 MB larger on XQuAD-R).
+    #[serde(default)]
+    pub per_query: bool,
 }
 
 impl fmt::Debug for EvalOptions {
@@ -66,6 +76,7 @@ impl fmt::Debug for EvalOptions {
             .field("score", &self.score)
             .field("engine", &self.engine)
             .field("extra_measures", &self.extra_measures)
+            .field("per_query", &self.per_query)
             .finish()
     }
 }
@@ -74,6 +85,7 @@ impl PartialEq for EvalOptions {
     fn eq(&self, other: &Self) -> bool {
         self.score == other.score
             && self.engine == other.engine
+            && self.per_query == other.per_query
             && self.extra_measures.len() == other.extra_measures.len()
             && self.extra_measures.iter().zip(&other.extra_measures).all(|(a, b)| a.name() == b.name())
     }
@@ -152,6 +164,11 @@ pub struct LareqaReport {
     pub per_language: BTreeMap<String, LanguageScores>,
     /// Per ordered pair, keyed `"X→Y"`; includes the monolingual pairs `"X→X"`.
     pub pairs: BTreeMap<String, Scores>,
+    /// Every query's value of each headline metric, with its weight in the macro average
+    /// (present only when evaluated with [`EvalOptions::per_query`]; absent from `report.json`
+    /// otherwise, and reports without it parse as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_query: Option<PerQueryValues>,
 }
 
 impl LareqaReport {
@@ -171,6 +188,256 @@ impl LareqaReport {
             .iter()
             .map(|x| self.languages.iter().map(|y| self.pair(x, y).filter(|s| s.queries > 0).map(|s| s.map)).collect())
             .collect()
+    }
+}
+
+/// The three settings of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Setting {
+    /// Queries of L against the candidates of L.
+    Mono,
+    /// Queries of X against the candidates of Y ≠ X.
+    Cross,
+    /// Queries of X against the whole multilingual pool.
+    Multi,
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Setting::Mono => "mono",
+            Setting::Cross => "cross",
+            Setting::Multi => "multi",
+        })
+    }
+}
+
+/// The numbers the paper reports (Table 1: mAP and R@k per setting; Table 2: rank distance),
+/// each the macro average of a per-query value ([`PerQueryValues`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum HeadlineMetric {
+    /// `settings.mono.map`.
+    #[serde(rename = "map_mono")]
+    MapMono,
+    /// `settings.cross.map`.
+    #[serde(rename = "map_cross")]
+    MapCross,
+    /// `settings.multi.map`.
+    #[serde(rename = "map_multi")]
+    MapMulti,
+    /// `settings.multi.rank_distance` (language bias: lower is better).
+    #[serde(rename = "rank_distance")]
+    RankDistance,
+    /// `settings.mono.recall@1`.
+    #[serde(rename = "recall@1_mono")]
+    RecallAt1Mono,
+    /// `settings.cross.recall@1`.
+    #[serde(rename = "recall@1_cross")]
+    RecallAt1Cross,
+    /// `settings.multi.recall@10`.
+    #[serde(rename = "recall@10_multi")]
+    RecallAt10Multi,
+}
+
+impl HeadlineMetric {
+    /// All of them, in the order of the paper's tables.
+    pub const ALL: [HeadlineMetric; 7] = [
+        HeadlineMetric::MapMono,
+        HeadlineMetric::MapCross,
+        HeadlineMetric::MapMulti,
+        HeadlineMetric::RankDistance,
+        HeadlineMetric::RecallAt1Mono,
+        HeadlineMetric::RecallAt1Cross,
+        HeadlineMetric::RecallAt10Multi,
+    ];
+
+    /// Name in `report.json` and in tables (`map_mono`, `recall@1_cross`, `rank_distance`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            HeadlineMetric::MapMono => "map_mono",
+            HeadlineMetric::MapCross => "map_cross",
+            HeadlineMetric::MapMulti => "map_multi",
+            HeadlineMetric::RankDistance => "rank_distance",
+            HeadlineMetric::RecallAt1Mono => "recall@1_mono",
+            HeadlineMetric::RecallAt1Cross => "recall@1_cross",
+            HeadlineMetric::RecallAt10Multi => "recall@10_multi",
+        }
+    }
+
+    /// The setting whose pools (and query weights) the metric is measured in.
+    pub fn setting(self) -> Setting {
+        match self {
+            HeadlineMetric::MapMono | HeadlineMetric::RecallAt1Mono => Setting::Mono,
+            HeadlineMetric::MapCross | HeadlineMetric::RecallAt1Cross => Setting::Cross,
+            HeadlineMetric::MapMulti | HeadlineMetric::RankDistance | HeadlineMetric::RecallAt10Multi => Setting::Multi,
+        }
+    }
+
+    /// True for rank distance, where a smaller value is better.
+    pub fn lower_is_better(self) -> bool {
+        self == HeadlineMetric::RankDistance
+    }
+
+    /// The macro value in a report's settings (`None` only for a rank distance that is absent).
+    pub fn of(self, settings: &SettingScores) -> Option<f64> {
+        match self {
+            HeadlineMetric::MapMono => Some(settings.mono.map),
+            HeadlineMetric::MapCross => Some(settings.cross.map),
+            HeadlineMetric::MapMulti => Some(settings.multi.map),
+            HeadlineMetric::RankDistance => settings.multi.rank_distance,
+            HeadlineMetric::RecallAt1Mono => Some(settings.mono.recall_at_1),
+            HeadlineMetric::RecallAt1Cross => Some(settings.cross.recall_at_1),
+            HeadlineMetric::RecallAt10Multi => Some(settings.multi.recall_at_10),
+        }
+    }
+}
+
+impl fmt::Display for HeadlineMetric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Each query's weight in the macro average of each setting, aligned with
+/// [`PerQueryValues::queries`]. The weights of a setting sum to 1 over its evaluated queries;
+/// a query not evaluated in a setting has weight 0 (and value 0).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SettingWeights {
+    /// 1 / (languages · queries of the query's language).
+    pub mono: Vec<f64>,
+    /// (1 / pairs) · Σ over the query's answerable targets Y of 1 / (answerable queries of X→Y).
+    pub cross: Vec<f64>,
+    /// 1 / (languages · queries of the query's language).
+    pub multi: Vec<f64>,
+}
+
+impl SettingWeights {
+    /// The weights of one setting.
+    pub fn get(&self, setting: Setting) -> &[f64] {
+        match setting {
+            Setting::Mono => &self.mono,
+            Setting::Cross => &self.cross,
+            Setting::Multi => &self.multi,
+        }
+    }
+}
+
+/// Per-query values of the headline metrics ([`EvalOptions::per_query`]): the unit that the
+/// paired tests of [`crate::significance`] resample.
+///
+/// The reported numbers are macro averages (over languages, or over ordered pairs for cross),
+/// so each query gets a **weight** such that Σ_q weight_q · value_q is exactly the reported
+/// number (up to rounding):
+///
+/// - mono (mAP, R@1): value = the query's AP / R@1 in its own language's pool; weight =
+///   1 / (L · n_X), with n_X the query language's evaluated queries and L the languages with any.
+/// - cross (mAP, R@1): value = the mean of the query's AP / R@1 over its answerable target
+///   languages Y ≠ X, **weighted by 1 / n_XY** (n_XY = answerable queries of the pair X→Y);
+///   weight = (1 / P) Σ_Y 1 / n_XY, with P the pairs with any answerable query. Then
+///   weight · value = (1 / P) Σ_Y AP_XY / n_XY, each pair's share of the macro mean. When every
+///   pair has the same number of queries (XQuAD-R) the value is the plain mean over targets and
+///   all weights are equal; on MLQA-R a query whose id exists in few languages counts for the
+///   pairs it is in, as in the reported number. A query with no answer outside its own
+///   language has weight 0.
+/// - multi (mAP, R@10, rank distance): value = the query's AP / R@10 / rank distance in the
+///   multilingual pool (rank distance 0 when undefined, as in the report); weight =
+///   1 / (L · n_X).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerQueryValues {
+    /// Query keys `"{lang}:{id}"` (the embeddings file's `lang` and `id`), in benchmark order
+    /// (languages sorted by code, then file order).
+    pub queries: Vec<String>,
+    /// Each query's weight per setting.
+    pub weights: SettingWeights,
+    /// Each query's value per headline metric, aligned with `queries`.
+    pub values: BTreeMap<HeadlineMetric, Vec<f64>>,
+}
+
+impl PerQueryValues {
+    /// The key of a query of language `lang` with parallel id `id`.
+    pub fn query_key(lang: &str, id: &str) -> String {
+        format!("{lang}:{id}")
+    }
+
+    /// (values, weights) of `metric`, or `None` if the metric is missing.
+    pub fn metric(&self, metric: HeadlineMetric) -> Option<(&[f64], &[f64])> {
+        self.values.get(&metric).map(|v| (v.as_slice(), self.weights.get(metric.setting())))
+    }
+
+    /// Σ weight · value of `metric`: the report's macro number, recomputed from the queries.
+    pub fn weighted_mean(&self, metric: HeadlineMetric) -> Option<f64> {
+        self.metric(metric).map(|(v, w)| v.iter().zip(w).map(|(v, w)| v * w).sum())
+    }
+}
+
+/// Per-query values while the protocol runs ([`EvalOptions::per_query`]).
+struct PerQueryRecorder {
+    nl: usize,
+    /// (AP, R@1) of query q in pair (its language, y), at `[q * nl + y]`; `None`: not answerable.
+    pair: Vec<Option<(f64, f64)>>,
+    /// (AP, R@10, rank distance) of query q in the multilingual pool; `None`: skipped.
+    multi: Vec<Option<(f64, f64, f64)>>,
+}
+
+impl PerQueryRecorder {
+    fn new(nq: usize, nl: usize) -> Self {
+        PerQueryRecorder { nl, pair: vec![None; nq * nl], multi: vec![None; nq] }
+    }
+
+    /// The same values the accumulators add (same calls on the same ranks, so the same bits).
+    fn record_pair(&mut self, q: usize, y: usize, ranks: &QueryRanks) {
+        self.pair[q * self.nl + y] = Some((ranks.average_precision(), ranks.recall_at(1)));
+    }
+
+    fn record_multi(&mut self, q: usize, ranks: &QueryRanks) {
+        self.multi[q] = Some((ranks.average_precision(), ranks.recall_at(10), ranks.rank_distance().unwrap_or(0.0)));
+    }
+
+    /// Weights from the evaluated counts of the units (`pair[x * nl + y]`, `multi[x]`).
+    fn finish(self, benchmark: &RetrievalBenchmark, pair: &[Accumulator], multi: &[Accumulator]) -> PerQueryValues {
+        let (nq, nl) = (self.multi.len(), self.nl);
+        // Units left out of the macro averages (no evaluated query) are left out of these counts.
+        let count = |units: usize| units.max(1) as f64;
+        let mono_langs = count((0..nl).filter(|&x| pair[x * nl + x].queries > 0).count());
+        let multi_langs = count(multi.iter().filter(|m| m.queries > 0).count());
+        let cross_pairs =
+            count((0..nl).flat_map(|x| (0..nl).filter(move |&y| y != x && pair[x * nl + y].queries > 0)).count());
+        let mut values: BTreeMap<HeadlineMetric, Vec<f64>> = HeadlineMetric::ALL.iter().map(|&m| (m, vec![0.0; nq])).collect();
+        let mut set = |m: HeadlineMetric, q: usize, v: f64| values.get_mut(&m).expect("every metric is present")[q] = v;
+        let mut weights = SettingWeights { mono: vec![0.0; nq], cross: vec![0.0; nq], multi: vec![0.0; nq] };
+        for x in 0..nl {
+            for q in benchmark.query_range(x) {
+                if let Some((ap, r1)) = self.pair[q * nl + x] {
+                    weights.mono[q] = 1.0 / (mono_langs * pair[x * nl + x].queries as f64);
+                    set(HeadlineMetric::MapMono, q, ap);
+                    set(HeadlineMetric::RecallAt1Mono, q, r1);
+                }
+                // Σ_Y AP_XY / n_XY and Σ_Y 1 / n_XY over the answerable targets.
+                let (mut ap_sum, mut r1_sum, mut inv_sum) = (0.0, 0.0, 0.0);
+                for y in (0..nl).filter(|&y| y != x) {
+                    if let Some((ap, r1)) = self.pair[q * nl + y] {
+                        let inv = 1.0 / pair[x * nl + y].queries as f64;
+                        ap_sum += ap * inv;
+                        r1_sum += r1 * inv;
+                        inv_sum += inv;
+                    }
+                }
+                if inv_sum > 0.0 {
+                    weights.cross[q] = inv_sum / cross_pairs;
+                    set(HeadlineMetric::MapCross, q, ap_sum / inv_sum);
+                    set(HeadlineMetric::RecallAt1Cross, q, r1_sum / inv_sum);
+                }
+                if let Some((ap, r10, rd)) = self.multi[q] {
+                    weights.multi[q] = 1.0 / (multi_langs * multi[x].queries as f64);
+                    set(HeadlineMetric::MapMulti, q, ap);
+                    set(HeadlineMetric::RecallAt10Multi, q, r10);
+                    set(HeadlineMetric::RankDistance, q, rd);
+                }
+            }
+        }
+        let queries = benchmark.queries.iter().map(|q| PerQueryValues::query_key(&q.lang, &q.id)).collect();
+        PerQueryValues { queries, weights, values }
     }
 }
 
@@ -309,6 +576,7 @@ pub fn evaluate_benchmark(
     // pair[x * nl + y], multi[x]
     let mut pair = vec![Accumulator::new(&extras); nl * nl];
     let mut multi = vec![Accumulator::new(&extras); nl];
+    let mut recorder = options.per_query.then(|| PerQueryRecorder::new(nq, nl));
     for x in 0..nl {
         for q in benchmark.query_range(x) {
             for y in 0..nl {
@@ -316,16 +584,25 @@ pub fn evaluate_benchmark(
                 if ranks.is_empty() {
                     pair[x * nl + y].skipped += 1;
                 } else {
-                    pair[x * nl + y].add(&QueryRanks::binary(ranks)?, false, &extras);
+                    let ranks = QueryRanks::binary(ranks)?;
+                    pair[x * nl + y].add(&ranks, false, &extras);
+                    if let Some(r) = recorder.as_mut() {
+                        r.record_pair(q, y, &ranks);
+                    }
                 }
             }
             if counts.relevant(q).is_empty() {
                 multi[x].skipped += 1;
             } else {
-                multi[x].add(&counts.query_ranks_in_pool(q), true, &extras);
+                let ranks = counts.query_ranks_in_pool(q);
+                multi[x].add(&ranks, true, &extras);
+                if let Some(r) = recorder.as_mut() {
+                    r.record_multi(q, &ranks);
+                }
             }
         }
     }
+    let per_query = recorder.map(|r| r.finish(benchmark, &pair, &multi));
 
     let lang = |l: usize| benchmark.languages[l].to_string();
     let mut pairs = BTreeMap::new();
@@ -363,6 +640,7 @@ pub fn evaluate_benchmark(
         settings,
         per_language,
         pairs,
+        per_query,
     })
 }
 

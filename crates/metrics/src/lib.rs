@@ -17,6 +17,8 @@
 //!   [`hybrid_ir_data::RetrievalBenchmark`] and its [`LareqaReport`] (`report.json`).
 //! - [`embeddings`]: the bring-your-own-embeddings Parquet format (read, validate, write).
 //! - [`trec`]: TREC qrels and run files (how MIRACL is scored).
+//! - [`significance`]: paired randomisation test and bootstrap interval over queries (seeds
+//!   averaged, Holm's correction), for two reports evaluated with [`EvalOptions::per_query`].
 //! - [`table`] and [`heatmap`]: the paper-shaped text tables and the language × language SVG.
 
 pub mod embeddings;
@@ -26,15 +28,23 @@ pub mod heatmap;
 pub mod lareqa;
 pub mod measures;
 pub mod rank;
+pub mod significance;
 pub mod table;
 pub mod trec;
 
 pub use embeddings::{EmbeddingKind, EmbeddingTable, read_embeddings, write_embeddings};
 pub use engine::{EngineOptions, RelevantRankCounts, relevant_rank_counts};
 pub use error::{MetricsError, Result};
-pub use lareqa::{BenchmarkEmbeddings, EvalOptions, LanguageScores, LareqaReport, Scores, SettingScores, evaluate_benchmark};
+pub use lareqa::{
+    BenchmarkEmbeddings, EvalOptions, HeadlineMetric, LanguageScores, LareqaReport, PerQueryValues, Scores, Setting,
+    SettingScores, SettingWeights, evaluate_benchmark,
+};
 pub use measures::{Measure, MeasureFn, Metric, QueryRanks};
 pub use rank::{ScoreFunction, ranks_of};
+pub use significance::{
+    MetricComparison, PairedComparison, PairedTestOptions, ReportComparison, combine_seeds, compare_report_seeds, compare_reports,
+    holm, holm_jointly, mean_over_seeds, paired_test,
+};
 pub use trec::{Qrels, Run, TrecReport, evaluate_run};
 
 /// The README's example, compiled and run as a doctest.
