@@ -5,6 +5,7 @@ mod encode;
 mod eval;
 mod output;
 mod train;
+mod usage;
 
 use clap::{Parser, Subcommand};
 
@@ -80,6 +81,11 @@ fn main() -> std::process::ExitCode {
         // A closed pipe (`hybrid-ir data stats | head`) is the reader's choice, not a failure.
         Err(err) if err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) => {
             std::process::ExitCode::SUCCESS
+        }
+        // 2 for a command line to fix (clap uses 2 for its own parse errors), 1 for a failure.
+        Err(err) if usage::is_usage(&err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(2)
         }
         Err(err) => {
             eprintln!("error: {err:#}");

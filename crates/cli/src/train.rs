@@ -8,8 +8,10 @@ use clap::Args;
 use hybrid_ir_data::sampler::SamplerKind;
 use hybrid_ir_train::reproduce::{ReproduceOptions, reproduce};
 use hybrid_ir_train::{
-    BackboneChoice, RunOptions, StaticInitChoice, StopReason, TrainConfig, export_run, install_ctrlc_handler, train,
+    BackboneChoice, RunOptions, StaticInitChoice, StopReason, TrainConfig, TrainError, export_run, install_ctrlc_handler, train,
 };
+
+use crate::usage::{UsageError, flag_value, input_dir, input_file, usage};
 
 fn parse_backbone(s: &str) -> Result<BackboneChoice, String> {
     match s {
@@ -89,12 +91,49 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// `err`, which the command-line flags caused (the file alone is fine), as a usage error.
+    fn flags_error(&self, err: &TrainError) -> UsageError {
+        UsageError(format!("{err}\n(from the command line: {}; {} alone is valid)", self.flags_given().join(" "), self.config.display()))
+    }
+
+    /// The flags that change the config file's values, as typed (for error messages).
+    fn flags_given(&self) -> Vec<String> {
+        let mut flags: Vec<String> = self.set.iter().map(|s| format!("--set {s}")).collect();
+        let shortcut = |flag: &str, v: Option<String>| v.map(|v| format!("{flag} {v}"));
+        flags.extend(
+            [
+                shortcut("--sampler", self.sampler.clone()),
+                shortcut("--alpha", self.alpha.map(|v| v.to_string())),
+                shortcut("--steps", self.steps.map(|v| v.to_string())),
+                shortcut("--lr", self.lr.map(|v| v.to_string())),
+                shortcut("--batch-size", self.batch_size.map(|v| v.to_string())),
+                shortcut("--model", self.model.as_ref().map(|v| v.display().to_string())),
+                shortcut("--out", self.out.as_ref().map(|v| format!("{:?}", v.display().to_string()))),
+                shortcut("--device", self.device.clone()),
+                shortcut("--seed", self.seed.map(|v| v.to_string())),
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        flags
+    }
+
     /// The config file with `--set` overrides, then the shortcut flags applied as typed values
     /// (never pasted into TOML text, so any path or string arrives exactly as given).
     fn config(&self) -> anyhow::Result<TrainConfig> {
-        let mut config = TrainConfig::load(&self.config, &self.set)?;
+        input_file("--config", &self.config)?;
+        if let Some(model) = &self.model {
+            input_dir("--model", model, "a model directory")?;
+        }
+        let mut config = match TrainConfig::load(&self.config, &self.set) {
+            Ok(config) => config,
+            // The file loading alone means a `--set` (malformed, an unknown key, a wrong type) is
+            // at fault: a usage error.
+            Err(err) if TrainConfig::load(&self.config, &[]).is_ok() => return Err(self.flags_error(&err).into()),
+            Err(err) => return Err(err.into()),
+        };
         if let Some(v) = &self.sampler {
-            config.sampler.kind = SamplerKind::parse(v).with_context(|| format!("--sampler {v:?}"))?;
+            config.sampler.kind = flag_value("--sampler", v, SamplerKind::parse(v))?;
         }
         if let Some(v) = self.alpha {
             config.sampler.alpha = v;
@@ -127,14 +166,22 @@ impl TrainArgs {
 /// Runs `hybrid-ir train`.
 pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    config.validate()?;
+    if let Err(err) = config.validate() {
+        // The file alone being valid means the flags (--set and the shortcuts) made it invalid: a
+        // usage error. Otherwise the file is at fault (exit 1), whatever the flags add.
+        if TrainConfig::load(&args.config, &[]).is_ok_and(|c| c.validate().is_ok()) {
+            return Err(args.flags_error(&err).into());
+        }
+        return Err(anyhow::Error::new(err).context(args.config.display().to_string()));
+    }
     if args.dry_run {
         // Load the data and the model as a real run would (a missing corpus or a broken model
         // fails here), without writing anything.
-        hybrid_ir_train::load_corpora(&config.data)?;
-        let info = hybrid_ir_train::from_config::model_info(&config)?;
-        hybrid_ir_train::from_config::check_model_settings(&config, &info)?;
-        hybrid_ir_train::from_config::pipeline(&config, &info)?;
+        let checking = || format!("checking {}", args.config.display());
+        hybrid_ir_train::load_corpora(&config.data).with_context(checking)?;
+        let info = hybrid_ir_train::from_config::model_info(&config).with_context(checking)?;
+        hybrid_ir_train::from_config::check_model_settings(&config, &info).with_context(checking)?;
+        hybrid_ir_train::from_config::pipeline(&config, &info).with_context(checking)?;
         print!("{}", config.to_toml()?);
         return Ok(());
     }
@@ -193,6 +240,7 @@ pub struct ExportArgs {
 
 /// Runs `hybrid-ir export`.
 pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
+    input_dir("--run", &args.run, "a run directory")?;
     export_run(&args.run, &args.out, args.last).with_context(|| format!("exporting {}", args.run.display()))?;
     println!("wrote {}", args.out.display());
     Ok(())
@@ -278,10 +326,10 @@ pub fn run_reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
     if !args.model.join("config.json").is_file()
         && !args.model.join(hybrid_ir_model::static_embed::STATIC_SETTINGS_FILE).is_file()
     {
-        anyhow::bail!("{} is not a model directory; run `cargo xtask fetch-models` first", args.model.display());
+        usage!("--model {} is not a model directory; run `cargo xtask fetch-models` first", args.model.display());
     }
     if !(args.lr.is_finite() && args.lr > 0.0) {
-        anyhow::bail!("--lr {}: give a finite learning rate > 0", args.lr);
+        usage!("--lr {}: give a finite learning rate > 0", args.lr);
     }
     let options = ReproduceOptions {
         model_dir: args.model.clone(),
