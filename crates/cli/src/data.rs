@@ -123,12 +123,20 @@ fn load_benchmark(benchmark: LareqaBenchmark, root: &std::path::Path) -> anyhow:
 /// usage error naming `--corpus`.
 fn load_corpus(name: &str, root: &std::path::Path) -> anyhow::Result<ParallelCorpus> {
     match CorpusSource::parse(name).map_err(|e| UsageError(format!("--corpus: {e}")))? {
-        CorpusSource::Benchmark(benchmark) => Ok(ParallelCorpus::from_lareqa(&load_benchmark(benchmark, root)?, NegativePolicy::None)?),
+        CorpusSource::Benchmark(benchmark) => {
+            Ok(ParallelCorpus::from_lareqa(&load_benchmark(benchmark, root)?, NegativePolicy::None)?)
+        }
         CorpusSource::File(path) => Ok(load_user_corpus(&path)?),
     }
 }
 
 fn sample(args: &SampleArgs) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&args.alpha) {
+        usage!("--alpha {}: give a probability in [0, 1]", args.alpha);
+    }
+    if args.batch_size == 0 {
+        usage!("--batch-size 0: give at least 1");
+    }
     let mut config = SamplerConfig::new(flag_value("--sampler", &args.sampler, SamplerKind::parse(&args.sampler))?);
     config.alpha = args.alpha;
     config.batch_size = args.batch_size;
@@ -140,7 +148,8 @@ fn sample(args: &SampleArgs) -> anyhow::Result<()> {
     };
     let root = data_root(args.data.as_deref())?;
     let corpora = args.corpus.iter().map(|c| load_corpus(c, &root).map(Arc::new)).collect::<anyhow::Result<Vec<_>>>()?;
-    let mut sampler = config.build_multi(corpora)?;
+    let mut sampler =
+        config.build_multi(corpora).with_context(|| format!("a {} sampler over {}", args.sampler, args.corpus.join(", ")))?;
     tracing::info!("sampler: {}", sampler.describe());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for step in 0..args.batches {

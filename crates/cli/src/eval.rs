@@ -108,6 +108,9 @@ impl EvalArgs {
         if self.max_len == 0 {
             usage!("--max-len 0: give at least 1 token");
         }
+        if !self.metrics.is_empty() && self.qrels.is_none() {
+            usage!("--metrics {}: only for --qrels/--run scoring (the benchmark protocol has its own)", self.metrics.join(","));
+        }
         for (flag, path) in [("--embeddings", &self.embeddings), ("--qrels", &self.qrels), ("--run", &self.run)] {
             if let Some(path) = path {
                 input_file(flag, path)?;
@@ -257,14 +260,16 @@ fn run_trec(args: &EvalArgs, qrels_path: &Path, run_path: &Path) -> Result<()> {
     let qrels = Qrels::read(qrels_path)?;
     let run = Run::read(run_path)?;
     let mut report = evaluate_run(&qrels, &run, &metrics);
-    if report.queries == 0 {
+    // Nothing in common (an empty run, or one for other queries) would score 0 on every query.
+    if report.queries == 0 || report.queries_missing_from_run == report.queries {
         bail!(
             "{} and {} share no query with a relevant document: nothing to score (qrels queries without relevant \
-             documents: {}, run queries without qrels: {})",
+             documents: {}, run queries without qrels: {}, qrels queries missing from the run: {})",
             qrels_path.display(),
             run_path.display(),
             report.queries_without_relevant,
-            report.run_queries_without_qrels
+            report.run_queries_without_qrels,
+            report.queries_missing_from_run
         );
     }
     report.qrels = Some(qrels_path.to_path_buf());

@@ -93,7 +93,11 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// `err`, which the command-line flags caused (the file alone is fine), as a usage error.
     fn flags_error(&self, err: &TrainError) -> UsageError {
-        UsageError(format!("{err}\n(from the command line: {}; {} alone is valid)", self.flags_given().join(" "), self.config.display()))
+        UsageError(format!(
+            "{err}\n(from the command line: {}; {} alone is valid)",
+            self.flags_given().join(" "),
+            self.config.display()
+        ))
     }
 
     /// The flags that change the config file's values, as typed (for error messages).
@@ -331,6 +335,25 @@ pub fn run_reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
     if !(args.lr.is_finite() && args.lr > 0.0) {
         usage!("--lr {}: give a finite learning rate > 0", args.lr);
     }
+    // Checked before anything is trained: a bad --eval or --eval-batch-size would otherwise stop
+    // the command only after the first training run.
+    for (flag, name) in [("--train", &args.train), ("--eval", &args.eval)] {
+        flag_value(flag, name, hybrid_ir_data::LareqaBenchmark::parse(name))?;
+    }
+    if let Some(a) = args.alphas.iter().find(|a| !(0.0..=1.0).contains(*a)) {
+        usage!("--alphas {a}: each alpha is a probability in [0, 1]");
+    }
+    for (flag, value, least) in [
+        ("--steps", args.steps as usize, 1),
+        ("--batch-size", args.batch_size, 2),
+        ("--query-max-len", args.query_max_len, 2),
+        ("--passage-max-len", args.passage_max_len, 2),
+        ("--eval-batch-size", args.eval_batch_size, 1),
+    ] {
+        if value < least {
+            usage!("{flag} {value}: give at least {least}");
+        }
+    }
     let options = ReproduceOptions {
         model_dir: args.model.clone(),
         train: args.train.clone(),
@@ -355,7 +378,14 @@ pub fn run_reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
         progress: !args.no_progress,
     };
     let stop = Some(install_ctrlc_handler()?);
-    let (_, markdown) = reproduce(&options, stop)?;
+    let (_, markdown) = reproduce(&options, stop).map_err(|e| match e {
+        // Every training config of `reproduce` is built from its flags.
+        TrainError::ConfigInvalid { .. } => anyhow::Error::new(UsageError(format!(
+            "{e}\n(set by the flags: --steps is schedule.steps, --batch-size sampler.batch_size, --lr optim.lr, \
+             --trainable-layers model.trainable_layers, --query-max-len / --passage-max-len model.*_max_len)"
+        ))),
+        e => e.into(),
+    })?;
     println!("{markdown}");
     println!("written to {}", args.out.join("results.md").display());
     Ok(())
