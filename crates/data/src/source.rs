@@ -59,7 +59,10 @@ mod tests {
     #[test]
     fn a_misspelt_benchmark_is_neither_and_gets_the_closest_name() {
         let err = CorpusSource::parse("xquad-rr").unwrap_err().to_string();
-        assert_eq!(err, "`xquad-rr` is neither a built-in benchmark (xquad-r, mlqa-r) nor an existing file; did you mean `xquad-r`?");
+        assert_eq!(
+            err,
+            "`xquad-rr` is neither a built-in benchmark (xquad-r, mlqa-r) nor an existing file; did you mean `xquad-r`?"
+        );
         let err = CorpusSource::parse("MLQA_R2").unwrap_err().to_string();
         assert!(err.ends_with("did you mean `mlqa-r`?"), "{err}");
         let err = CorpusSource::parse("no/such/pairs.jsonl").unwrap_err().to_string();

@@ -262,7 +262,13 @@ fn blank_context_is_refused_by_the_loader_not_only_by_the_training_view() {
 
 #[test]
 fn a_file_without_questions_is_refused() {
-    for text in [r#"{"data": []}"#.to_string(), GOOD.replace(r#""qas": [{"id": "q1", "question": "What?", "answers": [{"text": "Gamma", "answer_start": 13}]}]"#, r#""qas": []"#)] {
+    for text in [
+        r#"{"data": []}"#.to_string(),
+        GOOD.replace(
+            r#""qas": [{"id": "q1", "question": "What?", "answers": [{"text": "Gamma", "answer_start": 13}]}]"#,
+            r#""qas": []"#,
+        ),
+    ] {
         let (msg, _) = load_err(&text);
         assert!(msg.contains("xx.json: file: no questions"), "{msg}");
     }
