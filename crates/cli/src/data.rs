@@ -7,7 +7,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use hybrid_ir_data::sampler::{CrossPairing, SamplerConfig, SamplerKind};
-use hybrid_ir_data::{LareqaBenchmark, NegativePolicy, ParallelCorpus, RetrievalBenchmark, load_user_corpus, resolve_data_dir};
+use hybrid_ir_data::{
+    CorpusSource, LareqaBenchmark, LareqaDataset, NegativePolicy, ParallelCorpus, RetrievalBenchmark, load_user_corpus,
+    resolve_data_dir,
+};
+
+use crate::usage::{UsageError, flag_value, input_dir, usage};
 
 #[derive(Subcommand)]
 pub enum DataCommand {
@@ -76,9 +81,8 @@ pub fn run(cmd: &DataCommand) -> anyhow::Result<()> {
 }
 
 fn stats(args: &StatsArgs) -> anyhow::Result<()> {
-    let benchmark = LareqaBenchmark::parse(&args.benchmark)?;
-    let root = resolve_data_dir(args.data.as_deref());
-    let dataset = benchmark.load(&root).with_context(|| format!("loading {benchmark} from {}", root.display()))?;
+    let benchmark = flag_value("--benchmark", &args.benchmark, LareqaBenchmark::parse(&args.benchmark))?;
+    let dataset = load_benchmark(benchmark, &data_root(args.data.as_deref())?)?;
     let bench = RetrievalBenchmark::from_lareqa(&dataset);
     let stats = bench.stats(&dataset);
     let mut out = std::io::stdout().lock();
@@ -101,29 +105,51 @@ fn stats(args: &StatsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads a named benchmark's training view or a user corpus file.
-pub fn load_corpus(name: &str, data: Option<&std::path::Path>) -> anyhow::Result<ParallelCorpus> {
-    if let Ok(benchmark) = LareqaBenchmark::parse(name) {
-        let root = resolve_data_dir(data);
-        let dataset = benchmark.load(&root).with_context(|| format!("loading {benchmark} from {}", root.display()))?;
-        return Ok(ParallelCorpus::from_lareqa(&dataset, NegativePolicy::None)?);
+/// The data root: `--data` must be an existing directory; the default one is checked by the loader.
+pub fn data_root(flag: Option<&std::path::Path>) -> Result<std::path::PathBuf, UsageError> {
+    if let Some(dir) = flag {
+        input_dir("--data", dir, "the data root (the directory holding xquad-r/ and mlqa-r/)")?;
     }
-    Ok(load_user_corpus(std::path::Path::new(name))?)
+    Ok(resolve_data_dir(flag))
+}
+
+/// Loads a benchmark's files: the one path of `data stats` and `data sample`, so that both accept
+/// and refuse the same files (the loader checks everything the training view relies on).
+fn load_benchmark(benchmark: LareqaBenchmark, root: &std::path::Path) -> anyhow::Result<LareqaDataset> {
+    benchmark.load(root).with_context(|| format!("loading {benchmark} from {}", root.display()))
+}
+
+/// Loads a named benchmark's training view or a user corpus file; a name that is neither is a
+/// usage error naming `--corpus`.
+fn load_corpus(name: &str, root: &std::path::Path) -> anyhow::Result<ParallelCorpus> {
+    match CorpusSource::parse(name).map_err(|e| UsageError(format!("--corpus: {e}")))? {
+        CorpusSource::Benchmark(benchmark) => {
+            Ok(ParallelCorpus::from_lareqa(&load_benchmark(benchmark, root)?, NegativePolicy::None)?)
+        }
+        CorpusSource::File(path) => Ok(load_user_corpus(&path)?),
+    }
 }
 
 fn sample(args: &SampleArgs) -> anyhow::Result<()> {
-    let mut config = SamplerConfig::new(SamplerKind::parse(&args.sampler)?);
+    if !(0.0..=1.0).contains(&args.alpha) {
+        usage!("--alpha {}: give a probability in [0, 1]", args.alpha);
+    }
+    if args.batch_size == 0 {
+        usage!("--batch-size 0: give at least 1");
+    }
+    let mut config = SamplerConfig::new(flag_value("--sampler", &args.sampler, SamplerKind::parse(&args.sampler))?);
     config.alpha = args.alpha;
     config.batch_size = args.batch_size;
     config.seed = args.seed;
     config.cross_pairing = match args.pairing.as_str() {
         "per-pair" => CrossPairing::PerPair,
         "per-batch" => CrossPairing::PerBatch,
-        other => anyhow::bail!("unknown --pairing `{other}` (expected per-pair or per-batch)"),
+        other => usage!("unknown --pairing `{other}` (expected per-pair or per-batch)"),
     };
-    let corpora =
-        args.corpus.iter().map(|c| load_corpus(c, args.data.as_deref()).map(Arc::new)).collect::<anyhow::Result<Vec<_>>>()?;
-    let mut sampler = config.build_multi(corpora)?;
+    let root = data_root(args.data.as_deref())?;
+    let corpora = args.corpus.iter().map(|c| load_corpus(c, &root).map(Arc::new)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut sampler =
+        config.build_multi(corpora).with_context(|| format!("a {} sampler over {}", args.sampler, args.corpus.join(", ")))?;
     tracing::info!("sampler: {}", sampler.describe());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for step in 0..args.batches {

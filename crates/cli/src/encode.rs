@@ -14,6 +14,8 @@ use arrow::datatypes::{DataType, Field, Schema};
 use hybrid_ir_model::{DeviceSpec, LoadOptions, SentenceEncoder, TextKind};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::usage::{input_dir, input_file, usage};
+
 /// Arguments of `hybrid-ir encode`.
 #[derive(clap::Args, Debug)]
 pub struct EncodeArgs {
@@ -56,11 +58,16 @@ struct InputRow {
 /// Runs `hybrid-ir encode`.
 pub fn run(args: &EncodeArgs) -> Result<()> {
     if args.batch_size == 0 {
-        bail!("--batch-size 0: give at least 1");
+        usage!("--batch-size 0: give at least 1");
     }
     if args.max_len == Some(0) {
-        bail!("--max-len 0: give at least 1 token");
+        usage!("--max-len 0: give at least 1 token");
     }
+    input_file("--input", &args.input)?;
+    if !matches!(args.input.extension().and_then(|e| e.to_str()), Some("jsonl" | "json" | "parquet")) {
+        usage!("--input {}: expected a .jsonl or .parquet file", args.input.display());
+    }
+    input_dir("--model", &args.model, "a model directory")?;
     crate::output::check_output("--out", &args.out, &[&args.input, &args.model], args.force)?;
     let rows = read_rows(&args.input)?;
     if rows.is_empty() {
@@ -117,15 +124,34 @@ fn read_rows(path: &Path) -> Result<Vec<InputRow>> {
 }
 
 fn read_jsonl(path: &Path) -> Result<Vec<InputRow>> {
+    use hybrid_ir_data::text::{UTF8_BOM, decode_line};
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = BufReader::new(file);
     let mut rows = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("{}: reading line {}", path.display(), i + 1))?;
+    let (mut buf, mut line_no, mut offset) = (Vec::new(), 0, 0);
+    loop {
+        // Bytes decoded here, not `lines()`: its UTF-8 error names neither the line nor the byte.
+        buf.clear();
+        let read = reader.read_until(b'\n', &mut buf).with_context(|| format!("reading {}", path.display()))?;
+        if read == 0 {
+            break;
+        }
+        line_no += 1;
+        let mut start = offset;
+        offset += read;
+        let mut bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        // A byte order mark (Windows editors) is skipped, as in the corpus loader.
+        if line_no == 1 && bytes.starts_with(UTF8_BOM) {
+            bytes = &bytes[UTF8_BOM.len()..];
+            start += UTF8_BOM.len();
+        }
+        let line = decode_line(bytes, line_no, start).with_context(|| path.display().to_string())?;
         if line.trim().is_empty() {
             continue;
         }
-        let row: InputRow = serde_json::from_str(&line)
-            .with_context(|| format!("{}: line {}: expected {{\"id\", \"lang\", \"text\"}}", path.display(), i + 1))?;
+        let row: InputRow = serde_json::from_str(line)
+            .with_context(|| format!("{}: line {line_no}: expected {{\"id\", \"lang\", \"text\"}}", path.display()))?;
         rows.push(row);
     }
     Ok(rows)

@@ -5,13 +5,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use hybrid_ir_data::{LareqaBenchmark, RetrievalBenchmark};
-use hybrid_ir_eval::{CandidateText, TokenizedBenchmark, load_benchmark};
+use hybrid_ir_eval::{CandidateText, EvalError, TokenizedBenchmark, load_benchmark};
 use hybrid_ir_metrics::{
     BenchmarkEmbeddings, EvalOptions, Metric, Qrels, Run, ScoreFunction, evaluate_benchmark, evaluate_run, heatmap::heatmap_svg,
     read_embeddings, table, write_embeddings,
 };
 use hybrid_ir_model::{DeviceSpec, LoadOptions, ModelInfo, PrefixConfig, PrefixStyle, TextPipeline};
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::usage::{UsageError, flag_value, input_dir, input_file, usage};
 
 /// Arguments of `hybrid-ir eval`.
 #[derive(clap::Args, Debug)]
@@ -93,7 +95,29 @@ impl EvalArgs {
         if let Some(plot) = &self.plot
             && plot.extension().and_then(|e| e.to_str()) != Some("svg")
         {
-            bail!("--plot {}: only .svg is supported (convert with e.g. rsvg-convert for PNG)", plot.display());
+            usage!("--plot {}: only .svg is supported (convert with e.g. rsvg-convert for PNG)", plot.display());
+        }
+        Ok(())
+    }
+
+    /// Checks the flag values and that every input named on the command line exists.
+    fn check_inputs(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            usage!("--batch-size 0: give at least 1");
+        }
+        if self.max_len == 0 {
+            usage!("--max-len 0: give at least 1 token");
+        }
+        if !self.metrics.is_empty() && self.qrels.is_none() {
+            usage!("--metrics {}: only for --qrels/--run scoring (the benchmark protocol has its own)", self.metrics.join(","));
+        }
+        for (flag, path) in [("--embeddings", &self.embeddings), ("--qrels", &self.qrels), ("--run", &self.run)] {
+            if let Some(path) = path {
+                input_file(flag, path)?;
+            }
+        }
+        if let Some(model) = &self.model {
+            input_dir("--model", model, "a model directory")?;
         }
         Ok(())
     }
@@ -102,44 +126,50 @@ impl EvalArgs {
 /// Runs `hybrid-ir eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
     args.check_outputs()?;
+    args.check_inputs()?;
     match (&args.qrels, &args.run) {
         (Some(qrels), Some(run)) => {
             if args.benchmark.is_some() || args.embeddings.is_some() || args.model.is_some() {
-                bail!("--qrels/--run score a TREC run; do not combine them with --benchmark/--embeddings/--model");
+                usage!("--qrels/--run score a TREC run; do not combine them with --benchmark/--embeddings/--model");
             }
             return run_trec(args, qrels, run);
         }
-        (Some(_), None) | (None, Some(_)) => bail!("--qrels and --run go together"),
+        (Some(_), None) | (None, Some(_)) => usage!("--qrels and --run go together"),
         (None, None) => {}
     }
     let Some(name) = &args.benchmark else {
-        bail!("give --benchmark xquad-r|mlqa-r with --embeddings FILE, or --qrels FILE --run FILE");
+        usage!("give --benchmark xquad-r|mlqa-r with --embeddings FILE, or --qrels FILE --run FILE");
     };
-    let which = LareqaBenchmark::parse(name)?;
-    let score = ScoreFunction::parse(&args.score)?;
-    let root = hybrid_ir_data::resolve_data_dir(args.data.as_deref());
-    let benchmark =
-        load_benchmark(name, Some(&root), &args.languages).with_context(|| format!("loading {which} from {}", root.display()))?;
+    let which = flag_value("--benchmark", name, LareqaBenchmark::parse(name))?;
+    let score = flag_value("--score", &args.score, ScoreFunction::parse(&args.score))?;
+    match (&args.embeddings, &args.model) {
+        (Some(_), Some(_)) => usage!("give either --embeddings or --model, not both"),
+        (None, None) => usage!("--benchmark needs --embeddings FILE.parquet or --model DIR"),
+        (Some(_), None) if args.save_embeddings.is_some() => usage!("--save-embeddings only applies with --model"),
+        _ => {}
+    }
+    if args.model.is_some() && args.prefixes == PrefixStyle::Custom {
+        usage!("--prefixes custom is for training configs (query_prefix / passage_prefix); use model, paper, e5 or none");
+    }
+    let root = crate::data::data_root(args.data.as_deref())?;
+    let benchmark = load_benchmark(name, Some(&root), &args.languages).map_err(|e| match e {
+        // A language code that could name a file outside the benchmark: the flag's value.
+        EvalError::Language(_) => anyhow::Error::new(UsageError(format!("--languages: {e}"))),
+        e => anyhow::Error::new(e).context(format!("loading {which} from {}", root.display())),
+    })?;
 
-    let embeddings = match (&args.embeddings, &args.model) {
-        (Some(path), None) => {
-            if args.save_embeddings.is_some() {
-                bail!("--save-embeddings only applies with --model");
-            }
-            tracing::info!("reading embeddings from {}", path.display());
-            read_embeddings(path)?.align(&benchmark)?
+    // Exactly one of --embeddings / --model is given (checked above, before the benchmark loaded).
+    if let Some(model) = &args.model {
+        let (benchmark_back, embeddings) = encode_with_model(args, model, benchmark)?;
+        if let Some(path) = &args.save_embeddings {
+            write_embeddings(path, &benchmark_back, &embeddings)?;
+            tracing::info!("wrote embeddings to {}", path.display());
         }
-        (None, Some(model)) => {
-            let (benchmark_back, embeddings) = encode_with_model(args, model, benchmark)?;
-            if let Some(path) = &args.save_embeddings {
-                write_embeddings(path, &benchmark_back, &embeddings)?;
-                tracing::info!("wrote embeddings to {}", path.display());
-            }
-            return report(args, &benchmark_back, &embeddings, score, which);
-        }
-        (Some(_), Some(_)) => bail!("give either --embeddings or --model, not both"),
-        (None, None) => bail!("--benchmark needs --embeddings FILE.parquet or --model DIR"),
-    };
+        return report(args, &benchmark_back, &embeddings, score, which);
+    }
+    let path = args.embeddings.as_deref().context("--benchmark needs --embeddings FILE.parquet or --model DIR")?;
+    tracing::info!("reading embeddings from {}", path.display());
+    let embeddings = read_embeddings(path)?.align(&benchmark)?;
     report(args, &benchmark, &embeddings, score, which)
 }
 
@@ -150,9 +180,6 @@ fn encode_with_model(
     benchmark: RetrievalBenchmark,
 ) -> Result<(RetrievalBenchmark, BenchmarkEmbeddings)> {
     let info = ModelInfo::read(model_dir, &LoadOptions::default()).with_context(|| format!("reading {}", model_dir.display()))?;
-    if args.prefixes == PrefixStyle::Custom {
-        bail!("--prefixes custom is for training configs (query_prefix / passage_prefix); use model, paper, e5 or none");
-    }
     let prefixes = args.prefixes.resolve(&info.prefixes, PrefixConfig::none());
     let pipeline = TextPipeline::new(&info, prefixes.clone(), args.max_len, args.max_len)?;
     let device = args.device.try_device()?;
@@ -201,7 +228,13 @@ fn report(
         score.name()
     );
     let started = std::time::Instant::now();
-    let report = evaluate_benchmark(benchmark, embeddings, &EvalOptions { score, ..Default::default() })?;
+    let source = match (&args.embeddings, &args.model) {
+        (Some(path), _) => path.display().to_string(),
+        (None, Some(model)) => format!("the embeddings of --model {}", model.display()),
+        (None, None) => "the embeddings".to_string(),
+    };
+    let report = evaluate_benchmark(benchmark, embeddings, &EvalOptions { score, ..Default::default() })
+        .with_context(|| format!("scoring {source} with --score {}", score.name()))?;
     tracing::info!("evaluated in {:.2} s", started.elapsed().as_secs_f64());
 
     println!("{}", table::table_1(&report));
@@ -222,19 +255,21 @@ fn run_trec(args: &EvalArgs, qrels_path: &Path, run_path: &Path) -> Result<()> {
     let metrics: Vec<Metric> = if args.metrics.is_empty() {
         Metric::TREC_DEFAULT.to_vec()
     } else {
-        args.metrics.iter().map(|m| m.parse::<Metric>()).collect::<Result<Vec<_>, _>>()?
+        args.metrics.iter().map(|m| flag_value("--metrics", m, m.parse::<Metric>())).collect::<Result<Vec<_>, _>>()?
     };
     let qrels = Qrels::read(qrels_path)?;
     let run = Run::read(run_path)?;
     let mut report = evaluate_run(&qrels, &run, &metrics);
-    if report.queries == 0 {
+    // Nothing in common (an empty run, or one for other queries) would score 0 on every query.
+    if report.queries == 0 || report.queries_missing_from_run == report.queries {
         bail!(
             "{} and {} share no query with a relevant document: nothing to score (qrels queries without relevant \
-             documents: {}, run queries without qrels: {})",
+             documents: {}, run queries without qrels: {}, qrels queries missing from the run: {})",
             qrels_path.display(),
             run_path.display(),
             report.queries_without_relevant,
-            report.run_queries_without_qrels
+            report.run_queries_without_qrels,
+            report.queries_missing_from_run
         );
     }
     report.qrels = Some(qrels_path.to_path_buf());

@@ -5,8 +5,9 @@ mod encode;
 mod eval;
 mod output;
 mod train;
+mod usage;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 const ABOUT: &str = "Train and evaluate multilingual dense retrievers with hybrid batch training.";
 
@@ -55,6 +56,13 @@ enum Command {
     Reproduce(train::ReproduceArgs),
 }
 
+/// Lets every flag that takes a value take a negative number (`--lr -1`): clap would otherwise read
+/// `-1` as an unknown flag, and its error would name neither the flag nor a valid range.
+fn negative_numbers(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|a| if a.get_action().takes_values() { a.allow_negative_numbers(true) } else { a })
+        .mut_subcommands(negative_numbers)
+}
+
 fn main() -> std::process::ExitCode {
     // Colour only on a terminal, and never with NO_COLOR set (https://no-color.org): a log file
     // must not fill with escape codes.
@@ -66,7 +74,8 @@ fn main() -> std::process::ExitCode {
         .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let matches = negative_numbers(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match &cli.command {
         Command::Data(cmd) => data::run(cmd),
         Command::Encode(args) => encode::run(args),
@@ -80,6 +89,11 @@ fn main() -> std::process::ExitCode {
         // A closed pipe (`hybrid-ir data stats | head`) is the reader's choice, not a failure.
         Err(err) if err.chain().any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) => {
             std::process::ExitCode::SUCCESS
+        }
+        // 2 for a command line to fix (clap uses 2 for its own parse errors), 1 for a failure.
+        Err(err) if usage::is_usage(&err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(2)
         }
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -8,8 +8,10 @@ use clap::Args;
 use hybrid_ir_data::sampler::SamplerKind;
 use hybrid_ir_train::reproduce::{ReproduceOptions, reproduce};
 use hybrid_ir_train::{
-    BackboneChoice, RunOptions, StaticInitChoice, StopReason, TrainConfig, export_run, install_ctrlc_handler, train,
+    BackboneChoice, RunOptions, StaticInitChoice, StopReason, TrainConfig, TrainError, export_run, install_ctrlc_handler, train,
 };
+
+use crate::usage::{UsageError, flag_value, input_dir, input_file, usage};
 
 fn parse_backbone(s: &str) -> Result<BackboneChoice, String> {
     match s {
@@ -89,12 +91,53 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// `err`, which the command-line flags caused (the file alone is fine), as a usage error.
+    fn flags_error(&self, err: &TrainError) -> UsageError {
+        UsageError(format!(
+            "{err}\n(from the command line: {}; {} alone is valid)",
+            self.flags_given().join(" "),
+            self.config.display()
+        ))
+    }
+
+    /// The flags that change the config file's values, as typed (for error messages).
+    fn flags_given(&self) -> Vec<String> {
+        let mut flags: Vec<String> = self.set.iter().map(|s| format!("--set {s}")).collect();
+        let shortcut = |flag: &str, v: Option<String>| v.map(|v| format!("{flag} {v}"));
+        flags.extend(
+            [
+                shortcut("--sampler", self.sampler.clone()),
+                shortcut("--alpha", self.alpha.map(|v| v.to_string())),
+                shortcut("--steps", self.steps.map(|v| v.to_string())),
+                shortcut("--lr", self.lr.map(|v| v.to_string())),
+                shortcut("--batch-size", self.batch_size.map(|v| v.to_string())),
+                shortcut("--model", self.model.as_ref().map(|v| v.display().to_string())),
+                shortcut("--out", self.out.as_ref().map(|v| format!("{:?}", v.display().to_string()))),
+                shortcut("--device", self.device.clone()),
+                shortcut("--seed", self.seed.map(|v| v.to_string())),
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        flags
+    }
+
     /// The config file with `--set` overrides, then the shortcut flags applied as typed values
     /// (never pasted into TOML text, so any path or string arrives exactly as given).
     fn config(&self) -> anyhow::Result<TrainConfig> {
-        let mut config = TrainConfig::load(&self.config, &self.set)?;
+        input_file("--config", &self.config)?;
+        if let Some(model) = &self.model {
+            input_dir("--model", model, "a model directory")?;
+        }
+        let mut config = match TrainConfig::load(&self.config, &self.set) {
+            Ok(config) => config,
+            // The file loading alone means a `--set` (malformed, an unknown key, a wrong type) is
+            // at fault: a usage error.
+            Err(err) if TrainConfig::load(&self.config, &[]).is_ok() => return Err(self.flags_error(&err).into()),
+            Err(err) => return Err(err.into()),
+        };
         if let Some(v) = &self.sampler {
-            config.sampler.kind = SamplerKind::parse(v).with_context(|| format!("--sampler {v:?}"))?;
+            config.sampler.kind = flag_value("--sampler", v, SamplerKind::parse(v))?;
         }
         if let Some(v) = self.alpha {
             config.sampler.alpha = v;
@@ -127,14 +170,22 @@ impl TrainArgs {
 /// Runs `hybrid-ir train`.
 pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    config.validate()?;
+    if let Err(err) = config.validate() {
+        // The file alone being valid means the flags (--set and the shortcuts) made it invalid: a
+        // usage error. Otherwise the file is at fault (exit 1), whatever the flags add.
+        if TrainConfig::load(&args.config, &[]).is_ok_and(|c| c.validate().is_ok()) {
+            return Err(args.flags_error(&err).into());
+        }
+        return Err(anyhow::Error::new(err).context(args.config.display().to_string()));
+    }
     if args.dry_run {
         // Load the data and the model as a real run would (a missing corpus or a broken model
         // fails here), without writing anything.
-        hybrid_ir_train::load_corpora(&config.data)?;
-        let info = hybrid_ir_train::from_config::model_info(&config)?;
-        hybrid_ir_train::from_config::check_model_settings(&config, &info)?;
-        hybrid_ir_train::from_config::pipeline(&config, &info)?;
+        let checking = || format!("checking {}", args.config.display());
+        hybrid_ir_train::load_corpora(&config.data).with_context(checking)?;
+        let info = hybrid_ir_train::from_config::model_info(&config).with_context(checking)?;
+        hybrid_ir_train::from_config::check_model_settings(&config, &info).with_context(checking)?;
+        hybrid_ir_train::from_config::pipeline(&config, &info).with_context(checking)?;
         print!("{}", config.to_toml()?);
         return Ok(());
     }
@@ -193,6 +244,7 @@ pub struct ExportArgs {
 
 /// Runs `hybrid-ir export`.
 pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
+    input_dir("--run", &args.run, "a run directory")?;
     export_run(&args.run, &args.out, args.last).with_context(|| format!("exporting {}", args.run.display()))?;
     println!("wrote {}", args.out.display());
     Ok(())
@@ -278,10 +330,29 @@ pub fn run_reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
     if !args.model.join("config.json").is_file()
         && !args.model.join(hybrid_ir_model::static_embed::STATIC_SETTINGS_FILE).is_file()
     {
-        anyhow::bail!("{} is not a model directory; run `cargo xtask fetch-models` first", args.model.display());
+        usage!("--model {} is not a model directory; run `cargo xtask fetch-models` first", args.model.display());
     }
     if !(args.lr.is_finite() && args.lr > 0.0) {
-        anyhow::bail!("--lr {}: give a finite learning rate > 0", args.lr);
+        usage!("--lr {}: give a finite learning rate > 0", args.lr);
+    }
+    // Checked before anything is trained: a bad --eval or --eval-batch-size would otherwise stop
+    // the command only after the first training run.
+    for (flag, name) in [("--train", &args.train), ("--eval", &args.eval)] {
+        flag_value(flag, name, hybrid_ir_data::LareqaBenchmark::parse(name))?;
+    }
+    if let Some(a) = args.alphas.iter().find(|a| !(0.0..=1.0).contains(*a)) {
+        usage!("--alphas {a}: each alpha is a probability in [0, 1]");
+    }
+    for (flag, value, least) in [
+        ("--steps", args.steps as usize, 1),
+        ("--batch-size", args.batch_size, 2),
+        ("--query-max-len", args.query_max_len, 2),
+        ("--passage-max-len", args.passage_max_len, 2),
+        ("--eval-batch-size", args.eval_batch_size, 1),
+    ] {
+        if value < least {
+            usage!("{flag} {value}: give at least {least}");
+        }
     }
     let options = ReproduceOptions {
         model_dir: args.model.clone(),
@@ -307,7 +378,14 @@ pub fn run_reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
         progress: !args.no_progress,
     };
     let stop = Some(install_ctrlc_handler()?);
-    let (_, markdown) = reproduce(&options, stop)?;
+    let (_, markdown) = reproduce(&options, stop).map_err(|e| match e {
+        // Every training config of `reproduce` is built from its flags.
+        TrainError::ConfigInvalid { .. } => anyhow::Error::new(UsageError(format!(
+            "{e}\n(set by the flags: --steps is schedule.steps, --batch-size sampler.batch_size, --lr optim.lr, \
+             --trainable-layers model.trainable_layers, --query-max-len / --passage-max-len model.*_max_len)"
+        ))),
+        e => e.into(),
+    })?;
     println!("{markdown}");
     println!("written to {}", args.out.join("results.md").display());
     Ok(())

@@ -65,6 +65,23 @@ pub enum DataError {
         /// The decoder's message.
         message: String,
     },
+    /// A text file is not valid UTF-8 (`place` says where; not a `source`, so that a chained
+    /// report does not repeat it).
+    #[error("{path}: {place}")]
+    Utf8 {
+        /// File concerned.
+        path: PathBuf,
+        /// Line, column and byte offset of the first invalid byte.
+        place: crate::text::InvalidUtf8,
+    },
+    /// A corpus name that is neither a built-in benchmark nor an existing file.
+    #[error("`{name}` {message}")]
+    UnknownCorpus {
+        /// The name as given.
+        name: String,
+        /// Why it is neither, with the closest benchmark name when there is one.
+        message: String,
+    },
     /// A sampler or corpus was configured in a way that cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),

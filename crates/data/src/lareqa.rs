@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use crate::Lang;
 use crate::error::{DataError, Result};
+use crate::text::UTF8_BOM;
 
 /// The two LAReQA benchmarks shipped with the project's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -38,13 +39,35 @@ impl LareqaBenchmark {
         }
     }
 
-    /// Parses `xquad-r` / `mlqa-r`.
+    /// Every built-in benchmark.
+    pub const ALL: [LareqaBenchmark; 2] = [LareqaBenchmark::XquadR, LareqaBenchmark::MlqaR];
+
+    /// Parses `xquad-r` / `mlqa-r`; an unknown name's error suggests the closest one.
     pub fn parse(name: &str) -> Result<Self> {
         match name {
             "xquad-r" | "xquad_r" | "xquadr" => Ok(LareqaBenchmark::XquadR),
             "mlqa-r" | "mlqa_r" | "mlqar" => Ok(LareqaBenchmark::MlqaR),
-            other => Err(DataError::Config(format!("unknown benchmark `{other}` (expected `xquad-r` or `mlqa-r`)"))),
+            other => Err(DataError::Config(format!(
+                "unknown benchmark `{other}` (expected `xquad-r` or `mlqa-r`){}",
+                Self::suggestion(other)
+            ))),
         }
+    }
+
+    /// The benchmark whose name is within a few edits of `name` (a typo), if any.
+    pub fn closest(name: &str) -> Option<Self> {
+        let name = name.to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .map(|b| (edit_distance(&name, b.name()), b))
+            .filter(|&(d, _)| d <= 3)
+            .min_by_key(|&(d, _)| d)
+            .map(|(_, b)| b)
+    }
+
+    /// `"; did you mean `xquad-r`?"` for a name close to a benchmark's, else nothing.
+    pub(crate) fn suggestion(name: &str) -> String {
+        Self::closest(name).map(|b| format!("; did you mean `{b}`?")).unwrap_or_default()
     }
 
     /// Folder of this benchmark under a data root.
@@ -58,14 +81,27 @@ impl LareqaBenchmark {
     }
 }
 
+/// Levenshtein distance in characters (names are short; O(n·m) is nothing).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 impl std::fmt::Display for LareqaBenchmark {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
 }
-
-/// The UTF-8 byte order mark.
-pub(crate) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 // ---- raw file layout (deserialised by key name: the two datasets order keys differently) ----
 
@@ -230,7 +266,8 @@ impl LareqaDataset {
 ///
 /// Besides well-formed JSON in the LAReQA layout, every record must be usable for training and
 /// evaluation: question ids and questions non-empty, every sentence non-blank (each one is a
-/// retrieval candidate, and an answer sentence is a training positive), ids unique in the file,
+/// retrieval candidate, and an answer sentence is a training positive), every context non-blank,
+/// ids unique in the file,
 /// and each answer at its offset inside a sentence break.
 pub fn load_language(path: &Path, lang: &str) -> Result<LareqaLanguage> {
     let format_err = |place: String, message: String| DataError::Format { path: path.to_path_buf(), place, message };
@@ -255,6 +292,12 @@ pub fn load_language(path: &Path, lang: &str) -> Result<LareqaLanguage> {
             let context_chars = para.context.chars().count();
             if para.sentences.is_empty() {
                 return Err(format_err(place(""), "paragraph has no `sentences`".into()));
+            }
+            // The training view uses the paragraph as every answer's context, and refuses a blank
+            // one: refusing it here keeps `data stats` (which only counts) from accepting a file
+            // that `data sample` and training then reject.
+            if para.context.trim().is_empty() {
+                return Err(format_err(place(""), "blank context: every paragraph must have text".into()));
             }
             if para.sentences.len() != para.sentence_breaks.len() {
                 return Err(format_err(
@@ -334,6 +377,11 @@ pub fn load_language(path: &Path, lang: &str) -> Result<LareqaLanguage> {
                 sentence_breaks: para.sentence_breaks,
             });
         }
+    }
+    // An empty file (`{"data": []}`, or paragraphs without questions) would load as a language
+    // with nothing to ask: its scores and batches would silently leave it out.
+    if questions.is_empty() {
+        return Err(format_err("file".into(), "no questions: a LAReQA language file holds at least one".into()));
     }
     Ok(LareqaLanguage { lang: lang.into(), path: path.to_path_buf(), articles, paragraphs, questions })
 }

@@ -6,6 +6,8 @@ pub mod error;
 pub mod lareqa;
 pub mod paths;
 pub mod sampler;
+pub mod source;
+pub mod text;
 pub mod user_corpus;
 
 pub use benchmark::{BenchmarkCandidate, BenchmarkQuery, BenchmarkStats, RetrievalBenchmark};
@@ -15,6 +17,7 @@ pub use lareqa::{LareqaBenchmark, LareqaDataset};
 pub use paths::{DATA_ENV, locate_data_root, resolve_data_dir};
 
 pub use corpus::{CorpusStats, Example, NegativePolicy, ParallelCorpus, ParallelCorpusBuilder, ParallelGroup};
+pub use source::{CorpusSource, load_corpus};
 pub use user_corpus::load_user_corpus;
 
 /// A language code such as `en` or `zh`. Shared, cheap to clone.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::corpus::{Example, ParallelCorpus, ParallelCorpusBuilder};
 use crate::error::{DataError, Result};
-use crate::lareqa::UTF8_BOM;
+use crate::text::{UTF8_BOM, decode_line};
 
 /// Loads a user corpus, choosing the reader by file extension. The corpus is named after the
 /// file stem.
@@ -100,28 +100,25 @@ pub fn load_jsonl(path: &Path) -> Result<ParallelCorpus> {
     let mut sink = RowSink::new(path);
     let mut buf = Vec::new();
     let mut line_no = 0;
+    let mut offset = 0;
     loop {
         // Lines are read as bytes and decoded here, not with `lines()`: its UTF-8 error is an
         // io::Error without the line, and a user needs the line to find a stray Latin-1 byte.
         buf.clear();
-        if reader.read_until(b'\n', &mut buf).map_err(|e| DataError::io(path, e))? == 0 {
+        let read = reader.read_until(b'\n', &mut buf).map_err(|e| DataError::io(path, e))?;
+        if read == 0 {
             break;
         }
         line_no += 1;
+        let mut start = offset;
+        offset += read;
         let mut bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
         bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        if line_no == 1 {
-            bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+        if line_no == 1 && bytes.starts_with(UTF8_BOM) {
+            bytes = &bytes[UTF8_BOM.len()..];
+            start += UTF8_BOM.len();
         }
-        let line = std::str::from_utf8(bytes).map_err(|e| {
-            let valid = &bytes[..e.valid_up_to()];
-            // Valid by construction: `valid_up_to` marks the end of the longest UTF-8 prefix.
-            let column = std::str::from_utf8(valid).map_or(0, |v| v.chars().count()) + 1;
-            sink.row_error(
-                line_no,
-                format!("not valid UTF-8 at column {column} (byte {}); the file must be UTF-8", valid.len() + 1),
-            )
-        })?;
+        let line = decode_line(bytes, line_no, start).map_err(|place| DataError::Utf8 { path: path.to_path_buf(), place })?;
         if line.trim().is_empty() {
             continue;
         }

@@ -244,3 +244,32 @@ fn from_lareqa_refuses_hand_edited_records_instead_of_panicking() {
     let msg = edit(&|en| en.questions[0].paragraph = 3);
     assert!(msg.contains("paragraph 3 does not exist"), "{msg}");
 }
+
+/// A paragraph whose context is blank but whose answer (a space) still sits at its offset.
+pub const BLANK_CONTEXT: &str = r#"{"data": [{"title": "T", "paragraphs": [{
+  "context": "     ", "sentences": ["x"], "sentence_breaks": [[0, 5]],
+  "qas": [{"id": "q1", "question": "What?", "answers": [{"text": " ", "answer_start": 0}]}]
+}]}]}"#;
+
+#[test]
+fn blank_context_is_refused_by_the_loader_not_only_by_the_training_view() {
+    // It loaded (so `data stats` counted it) and was refused only by ParallelCorpus::from_lareqa
+    // (so `data sample` and training stopped on it).
+    let (msg, err) = load_err(BLANK_CONTEXT);
+    assert!(matches!(err, DataError::Format { .. }), "{msg}");
+    assert!(msg.contains(r#"xx.json: data[0] "T" paragraphs[0]: blank context"#), "{msg}");
+}
+
+#[test]
+fn a_file_without_questions_is_refused() {
+    for text in [
+        r#"{"data": []}"#.to_string(),
+        GOOD.replace(
+            r#""qas": [{"id": "q1", "question": "What?", "answers": [{"text": "Gamma", "answer_start": 13}]}]"#,
+            r#""qas": []"#,
+        ),
+    ] {
+        let (msg, _) = load_err(&text);
+        assert!(msg.contains("xx.json: file: no questions"), "{msg}");
+    }
+}

@@ -82,7 +82,8 @@ fn jsonl_refuses_blank_ids_and_texts_and_bad_utf8_with_file_and_line() {
     bytes.extend_from_slice(b"{\"id\": \"x\", \"lang\": \"en\", \"query\": \"caf\xe9\", \"positive\": \"p\"}\n");
     std::fs::write(&path, bytes).unwrap();
     let msg = load_user_corpus(&path).unwrap_err().to_string();
-    assert!(msg.contains("bad.jsonl: row 3: not valid UTF-8 at column 40"), "{msg}");
+    let offset = line1.len() + 2 + 39;
+    assert!(msg.contains(&format!("bad.jsonl: line 3, column 40 (byte offset {offset}): not valid UTF-8")), "{msg}");
 }
 
 #[test]

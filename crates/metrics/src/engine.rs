@@ -200,12 +200,24 @@ fn check_inputs<R: AsRef<[u32]>>(
             }
         }
     }
-    for (name, m) in [("query", queries), ("candidate", candidates)] {
-        for (i, row) in m.rows().into_iter().enumerate() {
+    let mut max_norm = [(0.0f64, 0usize); 2];
+    for (m, (name, matrix)) in [("query", queries), ("candidate", candidates)].into_iter().enumerate() {
+        for (i, row) in matrix.rows().into_iter().enumerate() {
             if let Some(k) = row.iter().position(|x| !x.is_finite()) {
                 return invalid(format!("{name} {i}: embedding[{k}] is {}", row[k]));
             }
+            let norm = row.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+            if norm > max_norm[m].0 {
+                max_norm[m] = (norm, i);
+            }
         }
+    }
+    // |q·c| <= |q||c| (Cauchy–Schwarz), and every partial sum of the GEMM and the bounds of the
+    // error window below stay under that bound, up to rounding: half of f32's range leaves room.
+    // Beyond it a score can be infinite, and infinite scores cannot be ranked.
+    let [(query_norm, query), (candidate_norm, candidate)] = max_norm;
+    if query_norm * candidate_norm > f64::from(f32::MAX) / 2.0 {
+        return Err(MetricsError::ScoreOverflow { query_norm, query, candidate_norm, candidate });
     }
     Ok(())
 }

@@ -45,6 +45,14 @@ pub enum MetricsError {
         /// What is wrong.
         message: String,
     },
+    /// A TREC file is not valid UTF-8 (`place` says where).
+    #[error("{path}: {place}")]
+    Utf8 {
+        /// File concerned.
+        path: PathBuf,
+        /// Line, column and byte offset of the first invalid byte.
+        place: hybrid_ir_data::text::InvalidUtf8,
+    },
     /// Parquet / Arrow encoding or decoding failed.
     #[error("{path}: {message}")]
     Parquet {
@@ -52,6 +60,22 @@ pub enum MetricsError {
         path: PathBuf,
         /// What the parquet / arrow library said.
         message: String,
+    },
+    /// Dot products of these embeddings can overflow f32: their norms are too large to score.
+    #[error(
+        "dot products overflow f32: embedding norms up to {query_norm:.3e} (query {query}) and {candidate_norm:.3e} \
+         (candidate {candidate}), whose product exceeds half of f32's range (3.4e38); use cosine scores or normalise \
+         the embeddings"
+    )]
+    ScoreOverflow {
+        /// The largest query embedding norm.
+        query_norm: f64,
+        /// 0-based index of the query with that norm.
+        query: usize,
+        /// The largest candidate embedding norm.
+        candidate_norm: f64,
+        /// 0-based index of the candidate with that norm.
+        candidate: usize,
     },
     /// In-memory inputs do not fit together (shapes, indices, option values).
     #[error("{0}")]

@@ -13,8 +13,8 @@
 //!   [`Metric`](crate::Metric)s and your own — each as the mean of its per-query values
 //!   (NaN counts as 0), keyed by its name.
 //!
-//! A malformed line, a duplicate (query, document) pair or a non-numeric field is an error
-//! naming the file and line.
+//! A malformed line, a duplicate (query, document) pair, a non-numeric field or bytes that are not
+//! UTF-8 are an error naming the file and line. A byte order mark at the start is dropped.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -38,8 +38,11 @@ pub struct Run {
     pub queries: BTreeMap<String, Vec<(String, f64)>>,
 }
 
+/// The file as text (a leading byte order mark dropped); bytes that are not UTF-8 are an error
+/// naming the line, column and byte offset (`read_to_string` would name neither).
 fn read_lines(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| MetricsError::io(path, e))
+    let bytes = std::fs::read(path).map_err(|e| MetricsError::io(path, e))?;
+    hybrid_ir_data::text::decode_file_text(bytes).map_err(|e| MetricsError::Utf8 { path: path.to_path_buf(), place: e })
 }
 
 fn line_error(path: &Path, line: usize, message: String) -> MetricsError {

@@ -3,10 +3,10 @@
 
 mod support;
 
-use hybrid_ir_metrics::engine::{relevant_rank_counts, EngineOptions};
+use hybrid_ir_metrics::engine::{EngineOptions, relevant_rank_counts};
 use hybrid_ir_metrics::lareqa::macro_average;
 use hybrid_ir_metrics::rank::ranks_above;
-use hybrid_ir_metrics::{ranks_of, Metric, QueryRanks, Scores};
+use hybrid_ir_metrics::{Metric, QueryRanks, Scores, ranks_of};
 use ndarray::Array2;
 use support::Xorshift;
 
@@ -154,4 +154,25 @@ fn engine_rejects_bad_inputs() {
     nan[[2, 1]] = f32::NAN;
     let err = relevant_rank_counts(q.view(), nan.view(), &[0..4], &ok, opts).unwrap_err().to_string();
     assert!(err.contains("candidate 2") && err.contains("NaN"), "{err}");
+}
+
+#[test]
+fn dot_products_that_overflow_f32_are_an_error_naming_the_norms() {
+    // Finite vectors whose dot products exceed f32's range: once "internal: the GEMM score ...
+    // fell outside its error window [3.4e38, inf]".
+    let mut q = Array2::<f32>::zeros((2, 3));
+    let mut c = Array2::<f32>::zeros((4, 3));
+    q.fill(1e19);
+    c.fill(1e19);
+    c[[3, 0]] = 3e19;
+    let ok = vec![vec![0u32], vec![1]];
+    let err = relevant_rank_counts(q.view(), c.view(), &[0..4], &ok, EngineOptions::default()).unwrap_err().to_string();
+    assert!(
+        err.starts_with("dot products overflow f32: embedding norms up to 1.732e19 (query 0) and 3.317e19 (candidate 3)"),
+        "{err}"
+    );
+    assert!(err.contains("use cosine scores or normalise"), "{err}");
+    // Large but safe: the product of the norms is under half of f32's range.
+    q.fill(1e18);
+    assert!(relevant_rank_counts(q.view(), c.view(), &[0..4], &ok, EngineOptions::default()).is_ok());
 }

@@ -99,3 +99,21 @@ fn malformed_lines_are_named() {
     let e = Run::parse("1 Q0 a 1 0.5\n", Path::new("x.run")).unwrap_err().to_string();
     assert!(e.starts_with("x.run:1:") && e.contains("6 fields"), "{e}");
 }
+
+#[test]
+fn files_that_are_not_utf8_name_the_line_and_a_bom_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let qrels = dir.path().join("q.tsv");
+    std::fs::write(&qrels, b"1 0 a 1\n2 0 caf\xe9 1\n").unwrap();
+    let e = Qrels::read(&qrels).unwrap_err().to_string();
+    assert!(e.contains("q.tsv: line 2, column 8 (byte offset 15): not valid UTF-8"), "{e}");
+    let run = dir.path().join("r.txt");
+    std::fs::write(&run, b"1 Q0 a 1 0.5 t\n1 Q0 b 2 0.4 t\xff\n").unwrap();
+    let e = Run::read(&run).unwrap_err().to_string();
+    assert!(e.contains("r.txt: line 2, column 15 (byte offset 29): not valid UTF-8"), "{e}");
+    // A byte order mark would otherwise turn query `1` into `\u{feff}1`, which matches nothing.
+    std::fs::write(&qrels, "\u{feff}1 0 a 1\n").unwrap();
+    std::fs::write(&run, "\u{feff}1 Q0 a 1 0.5 t\n").unwrap();
+    let report = evaluate_run(&Qrels::read(&qrels).unwrap(), &Run::read(&run).unwrap(), &[Metric::AveragePrecision]);
+    assert_eq!((report.queries, report.metrics["map"]), (1, 1.0));
+}

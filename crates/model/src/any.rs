@@ -140,8 +140,8 @@ impl ModelInfo {
         }
         let settings_path = dir.join(STATIC_SETTINGS_FILE);
         if settings_path.is_file() {
-            let text = std::fs::read_to_string(&settings_path).map_err(|e| ModelError::io(&settings_path, e))?;
-            let mut settings: StaticSettings = serde_json::from_str(&text).map_err(|e| ModelError::json(&settings_path, e))?;
+            let text = std::fs::read(&settings_path).map_err(|e| ModelError::io(&settings_path, e))?;
+            let mut settings: StaticSettings = serde_json::from_slice(&text).map_err(|e| ModelError::json(&settings_path, e))?;
             if let Some(p) = &options.prefixes {
                 settings.prefixes = p.clone();
             }

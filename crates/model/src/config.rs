@@ -72,8 +72,8 @@ fn default_pos_type() -> String {
 impl BertConfig {
     /// Reads and validates `config.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-        let config: Self = serde_json::from_str(&text).map_err(|e| ModelError::json(path, e))?;
+        let text = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+        let config: Self = serde_json::from_slice(&text).map_err(|e| ModelError::json(path, e))?;
         config.validate(path)?;
         Ok(config)
     }

@@ -120,8 +120,10 @@ fn require_file(path: PathBuf) -> Result<PathBuf> {
 }
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| ModelError::json(path, e))
+    // Bytes, not `read_to_string`: serde_json then names the line and column of a byte that is not
+    // UTF-8, where `read_to_string` says only "stream did not contain valid UTF-8".
+    let text = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+    serde_json::from_slice(&text).map_err(|e| ModelError::json(path, e))
 }
 
 /// Treats names like `embeddings.position_ids` as buffers: not parameters, re-created on export.

@@ -72,7 +72,9 @@ impl TextPipeline {
             TextKind::Query => &self.query_tokenizer,
             TextKind::Passage | TextKind::Raw => &self.passage_tokenizer,
         };
-        texts.iter().map(|t| tokenizer.encode(&self.prefixes.apply(kind, t.as_ref()))).collect()
+        // Cut before the prefix is added: adding it copies the text, and a 100 MB text would be
+        // copied whole only for the tokenizer to keep its first few hundred words.
+        texts.iter().map(|t| tokenizer.encode(&self.prefixes.apply(kind, tokenizer.cut(t.as_ref())))).collect()
     }
 
     /// Embeds `texts` (prefix for `kind` added) with `model` (a `valid()` model: no dropout, no

@@ -80,8 +80,8 @@ impl PoolingConfig {
         if !modules_path.exists() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&modules_path).map_err(|e| ModelError::io(&modules_path, e))?;
-        let modules: Vec<StModule> = serde_json::from_str(&text).map_err(|e| ModelError::json(&modules_path, e))?;
+        let text = std::fs::read(&modules_path).map_err(|e| ModelError::io(&modules_path, e))?;
+        let modules: Vec<StModule> = serde_json::from_slice(&text).map_err(|e| ModelError::json(&modules_path, e))?;
         let mut mode = None;
         let mut normalize = false;
         for module in &modules {
@@ -89,8 +89,8 @@ impl PoolingConfig {
                 "Transformer" => {}
                 "Pooling" => {
                     let path = dir.join(&module.path).join("config.json");
-                    let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
-                    let p: StPooling = serde_json::from_str(&text).map_err(|e| ModelError::json(&path, e))?;
+                    let text = std::fs::read(&path).map_err(|e| ModelError::io(&path, e))?;
+                    let p: StPooling = serde_json::from_slice(&text).map_err(|e| ModelError::json(&path, e))?;
                     let unsupported = p.pooling_mode_max_tokens
                         || p.pooling_mode_mean_sqrt_len_tokens
                         || p.pooling_mode_weightedmean_tokens

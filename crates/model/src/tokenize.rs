@@ -141,17 +141,18 @@ impl TextTokenizer {
 
     /// Token ids of one text, special tokens added, truncated to `max_len`.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        // Cut very long texts before tokenising them in full: a truncated encoding never needs
-        // more than ~max_len words, and a 100 MB text would otherwise take minutes and gigabytes.
-        // 64 bytes per kept token is far above any tokenizer's bytes-per-token, so the kept ids
-        // are those of the whole text.
-        let limit = self.max_len.saturating_mul(64).max(4096);
-        let text = if text.len() > limit { &text[..floor_char_boundary(text, limit)] } else { text };
+        let text = self.cut(text);
         let encoding = self.inner.encode(text, self.add_special_tokens).map_err(|e| ModelError::Tokenizer {
             path: self.path.clone(),
             message: format!("encoding {:?}: {e}", truncate_for_message(text)),
         })?;
         Ok(encoding.get_ids().to_vec())
+    }
+
+    /// The start of `text` that tokenising can need ([`cut_for_tokenizing`] at this tokenizer's
+    /// truncation length).
+    pub fn cut<'a>(&self, text: &'a str) -> &'a str {
+        cut_for_tokenizing(text, self.max_len)
     }
 
     /// Token ids of many texts.
@@ -163,6 +164,21 @@ impl TextTokenizer {
     pub fn batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<TokenBatch> {
         Ok(TokenBatch::from_sequences(&self.encode_all(texts)?, self.pad_id))
     }
+}
+
+/// Bytes of text kept per token of the truncation length (see [`cut_for_tokenizing`]).
+pub const BYTES_PER_KEPT_TOKEN: usize = 64;
+
+/// The start of `text` that a tokenizer truncating at `max_len` tokens can need: at most
+/// `max_len` × [`BYTES_PER_KEPT_TOKEN`] bytes (at least 4096), cut at a char boundary.
+///
+/// Very long texts are cut before they are tokenised in full, or copied to add a prefix: a
+/// truncated encoding never needs more than ~`max_len` words, and a 100 MB text would otherwise
+/// take minutes and gigabytes. 64 bytes per kept token is far above any tokenizer's bytes per
+/// token, so the kept ids are those of the whole text.
+pub fn cut_for_tokenizing(text: &str, max_len: usize) -> &str {
+    let limit = max_len.saturating_mul(BYTES_PER_KEPT_TOKEN).max(4096);
+    if text.len() > limit { &text[..floor_char_boundary(text, limit)] } else { text }
 }
 
 /// The largest char boundary of `text` at or below `index`.
@@ -185,4 +201,28 @@ pub fn length_sorted_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<us
     // Stable sort: equal lengths keep input order, so results are deterministic.
     order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
     order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_are_cut_at_a_char_boundary_before_tokenising() {
+        // 20 MB: the cut keeps 32 × 64 bytes of it (4096, the floor), not a copy of the whole.
+        let huge = "word ".repeat(4 << 20);
+        let kept = cut_for_tokenizing(&huge, 32);
+        assert_eq!(kept.len(), 4096);
+        assert!(huge.starts_with(kept));
+        assert_eq!(cut_for_tokenizing(&huge, 512).len(), 512 * BYTES_PER_KEPT_TOKEN);
+        // A multi-byte character straddling the limit is left out whole, never split.
+        let accents = "é".repeat(3000);
+        let kept = cut_for_tokenizing(&accents, 1);
+        assert_eq!((kept.len(), kept.chars().count()), (4096, 2048));
+        let odd = format!("x{accents}");
+        assert_eq!(cut_for_tokenizing(&odd, 1).len(), 4095);
+        // Short texts and a huge max_len are untouched (no overflow in the limit).
+        assert_eq!(cut_for_tokenizing("short", 1), "short");
+        assert_eq!(cut_for_tokenizing(&accents, usize::MAX).len(), accents.len());
+    }
 }

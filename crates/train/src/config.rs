@@ -327,6 +327,15 @@ impl Default for EvalSection {
     }
 }
 
+/// A config file as text: a leading byte order mark dropped (editors on Windows write one, and the
+/// TOML parser would stop on it), and bytes that are not UTF-8 an error naming line, column and
+/// byte offset (`read_to_string` names neither).
+fn read_config_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+    hybrid_ir_data::text::decode_file_text(bytes)
+        .map_err(|e| TrainError::ConfigParse { path: path.into(), message: e.to_string() })
+}
+
 impl TrainConfig {
     /// Parses TOML text (unknown keys refused); `origin` names the source in errors.
     pub fn from_toml_str(text: &str, origin: &Path) -> Result<Self> {
@@ -337,13 +346,18 @@ impl TrainConfig {
 
     /// Reads a TOML file, applies `overrides` (`key.path=value`), validates nothing yet.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        let text = read_config_text(path)?;
         let mut table: toml::Table =
             toml::from_str(&text).map_err(|e| TrainError::ConfigParse { path: path.into(), message: e.to_string() })?;
         for spec in overrides {
             apply_override(&mut table, spec)?;
         }
         Self::from_table(table, path)
+    }
+
+    /// Reads a run directory's `config.toml` (or any config file) with no overrides.
+    pub fn read(path: &Path) -> Result<Self> {
+        Self::from_toml_str(&read_config_text(path)?, path)
     }
 
     fn from_table(table: toml::Table, origin: &Path) -> Result<Self> {

@@ -29,8 +29,7 @@ pub struct RunModel {
 /// when `prefer_last`), verified against its manifest, on `device`.
 pub fn load_run_model(run_dir: &Path, prefer_last: bool, device: &Device) -> Result<RunModel> {
     let config_path = run_dir.join("config.toml");
-    let text = std::fs::read_to_string(&config_path).map_err(|e| TrainError::io(&config_path, e))?;
-    let config = TrainConfig::from_toml_str(&text, &config_path)?;
+    let config = TrainConfig::read(&config_path)?;
     let checkpoints = CheckpointDir::of_run(run_dir);
     let order = if prefer_last { [Pointer::Last, Pointer::Best] } else { [Pointer::Best, Pointer::Last] };
     let mut dir = None;

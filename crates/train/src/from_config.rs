@@ -2,12 +2,11 @@
 //! training and validation samplers, a loss, settings and an evaluation benchmark, handed to the
 //! one trainer. Nothing here trains; it only builds parts.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use burn::tensor::Device;
 use hybrid_ir_data::sampler::{BatchSampler, SamplerConfig};
-use hybrid_ir_data::{LareqaBenchmark, ParallelCorpus, load_user_corpus, resolve_data_dir};
+use hybrid_ir_data::{ParallelCorpus, load_corpus, resolve_data_dir};
 use hybrid_ir_eval::{TokenizedBenchmark, load_benchmark};
 use hybrid_ir_model::{AnyEncoder, LoadOptions, ModelInfo, TextPipeline};
 
@@ -134,13 +133,7 @@ pub fn load_corpora(data: &DataSection) -> Result<(Vec<Arc<ParallelCorpus>>, Vec
     let mut train = Vec::new();
     let mut held = Vec::new();
     for name in &data.corpora {
-        let corpus = match LareqaBenchmark::parse(name) {
-            Ok(bench) => {
-                let root = resolve_data_dir(data.data_dir.as_deref());
-                ParallelCorpus::from_lareqa(&bench.load(&root)?, data.negatives)?
-            }
-            Err(_) => load_user_corpus(Path::new(name))?,
-        };
+        let corpus = load_corpus(name, &resolve_data_dir(data.data_dir.as_deref()), data.negatives)?;
         let corpus = if data.languages.is_empty() {
             corpus
         } else {

@@ -111,3 +111,21 @@ fn reference_config_parses_validates_and_round_trips() {
     other.sampler.alpha = 0.25;
     assert_ne!(other.fingerprint().unwrap(), c.fingerprint().unwrap());
 }
+
+#[test]
+fn a_config_that_is_not_utf8_names_the_line_and_a_bom_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let text = minimal("");
+    let line = text.lines().position(|l| l.starts_with("kind")).unwrap();
+    let mut bytes = text.replace("kind = \"hybrid\"", "kind = \"hybr\u{0}\"").into_bytes();
+    let at = bytes.iter().position(|&b| b == 0).unwrap();
+    bytes[at] = 0xE9; // Latin-1 é
+    std::fs::write(&path, &bytes).unwrap();
+    let err = TrainConfig::load(&path, &[]).unwrap_err().to_string();
+    let expected = format!("c.toml: line {}, column 13 (byte offset {at}): not valid UTF-8", line + 1);
+    assert!(err.contains(&expected), "expected {expected:?} in {err}");
+    assert_eq!(TrainConfig::read(&path).unwrap_err().to_string(), err);
+    std::fs::write(&path, format!("\u{feff}{text}")).unwrap();
+    assert_eq!(TrainConfig::read(&path).unwrap().sampler.kind, hybrid_ir_data::sampler::SamplerKind::Hybrid);
+}
