@@ -1,5 +1,6 @@
 //! `hybrid-ir`: train and evaluate multilingual dense retrievers with hybrid batch training.
 
+mod compare;
 mod data;
 mod encode;
 mod eval;
@@ -99,5 +100,16 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks over every subcommand (they otherwise fire only when a
+    /// user runs the broken subcommand).
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::negative_numbers(super::Cli::command()).debug_assert();
     }
 }

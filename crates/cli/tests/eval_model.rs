@@ -79,3 +79,36 @@ fn bad_model_eval_arguments_are_refused_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no/such/model"));
 }
+
+#[test]
+fn eval_compare_finds_a_real_difference_and_none_between_a_model_and_itself() {
+    let model = workspace().join("models/all-MiniLM-L6-v2");
+    assert!(model.join("model.safetensors").exists(), "run `cargo xtask fetch-models` first");
+    let dir = tempfile::tempdir().unwrap();
+    let (full, cut, plain) = (dir.path().join("full.json"), dir.path().join("cut.json"), dir.path().join("plain.json"));
+    let (model_s, full_s, cut_s) = (model.to_str().unwrap(), full.to_str().unwrap(), cut.to_str().unwrap());
+    let eval = |max_len: &str, out: &str| {
+        ok(&["eval", "--benchmark", "xquad-r", "--languages", "en,es", "--model", model_s, "--max-len", max_len, "--out", out, "--per-query"]);
+    };
+    // The same model with texts cut to 5 tokens ([CLS], 3 word pieces, [SEP]) retrieves worse.
+    eval("64", full_s);
+    eval("5", cut_s);
+    let table = ok(&["eval", "compare", full_s, cut_s, "--resamples", "2000"]);
+    let row = |metric: &str| table.lines().find(|l| l.starts_with(&format!("| {metric} |"))).unwrap_or_else(|| panic!("{metric}:\n{table}")).to_string();
+    assert!(row("map_mono").ends_with("| yes, A better |"), "{table}");
+    let same = ok(&["eval", "compare", full_s, full_s, "--resamples", "2000"]);
+    assert!(same.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| metric")).all(|l| l.ends_with("| no |")), "{same}");
+    assert!(same.contains("| +0.0000 |"), "a model against itself differs by 0:\n{same}");
+    // A report without per-query values (as `eval --out` writes by default) is refused with the
+    // command that makes one.
+    let mut report = read(&full);
+    report.as_object_mut().unwrap().remove("per_query");
+    std::fs::write(&plain, report.to_string()).unwrap();
+    let out = hybrid_ir(&["eval", "compare", full_s, plain.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no per-query values") && stderr.contains("--per-query"), "{stderr}");
+    // Usage errors exit 2.
+    let out = hybrid_ir(&["eval", "compare", full_s, cut_s, "--resamples", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
