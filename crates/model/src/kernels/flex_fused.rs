@@ -142,6 +142,26 @@ pub(super) fn layer_norm<const D: usize>(x: &Tensor<D>, norm: &LayerNorm, eps: f
 // Softmax over the last dimension
 // ---------------------------------------------------------------------------------------------
 
+/// The gradient of the softmax input from the output `p` and its gradient `dp` (both
+/// contiguous, rows along the last dimension), times `scale` (the scores' scale; 1 for a plain
+/// softmax): `scale · p · (dp - Σ dp · p)` per row.
+fn softmax_backward(p: &FlexTensor, dp: &FlexTensor, scale: f32) -> FlexTensor {
+    let width = p.shape()[p.shape().num_dims() - 1];
+    let (p_values, dp_values) = (values(p), values(dp));
+    let mut dx = vec![0.0f32; p_values.len()];
+    dx.par_chunks_mut(ROWS * width).zip(p_values.par_chunks(ROWS * width)).zip(dp_values.par_chunks(ROWS * width)).for_each(
+        |((dx, p), dp)| {
+            for ((dx, p), dp) in dx.chunks_exact_mut(width).zip(p.chunks_exact(width)).zip(dp.chunks_exact(width)) {
+                let dot: f32 = p.iter().zip(dp).map(|(p, g)| p * g).sum();
+                for j in 0..width {
+                    dx[j] = scale * (p[j] * (dp[j] - dot));
+                }
+            }
+        },
+    );
+    wrap(dx, p)
+}
+
 /// Parent `[x]`; state: the output `p` (contiguous).
 #[derive(Debug)]
 struct SoftmaxNode;
@@ -154,21 +174,7 @@ impl Backward<Flex, 1> for SoftmaxNode {
         let grad = contiguous(grads.consume::<Flex>(&ops.node));
         let p = ops.state;
         if let Some(node) = node_x {
-            let width = p.shape()[p.shape().num_dims() - 1];
-            let (p_values, dp) = (values(&p), values(&grad));
-            let mut dx = vec![0.0f32; p_values.len()];
-            // dx = p * (dp - Σ dp * p) per row.
-            dx.par_chunks_mut(ROWS * width).zip(p_values.par_chunks(ROWS * width)).zip(dp.par_chunks(ROWS * width)).for_each(
-                |((dx, p), dp)| {
-                    for ((dx, p), dp) in dx.chunks_exact_mut(width).zip(p.chunks_exact(width)).zip(dp.chunks_exact(width)) {
-                        let dot: f32 = p.iter().zip(dp).map(|(p, g)| p * g).sum();
-                        for j in 0..width {
-                            dx[j] = p[j] * (dp[j] - dot);
-                        }
-                    }
-                },
-            );
-            grads.register::<Flex>(node.id, wrap(dx, &p));
+            grads.register::<Flex>(node.id, softmax_backward(&p, &grad, 1.0));
         }
     }
 }
@@ -282,21 +288,7 @@ impl Backward<Flex, 1> for ScoresSoftmaxNode {
         let grad = contiguous(grads.consume::<Flex>(&ops.node));
         let (p, scale) = ops.state;
         if let Some(node) = node_scores {
-            let width = p.shape()[p.shape().num_dims() - 1];
-            let (p_values, dp) = (values(&p), values(&grad));
-            let mut ds = vec![0.0f32; p_values.len()];
-            // d scores = scale · p · (dp - Σ dp · p) per row (the bias is a constant).
-            ds.par_chunks_mut(ROWS * width).zip(p_values.par_chunks(ROWS * width)).zip(dp.par_chunks(ROWS * width)).for_each(
-                |((ds, p), dp)| {
-                    for ((ds, p), dp) in ds.chunks_exact_mut(width).zip(p.chunks_exact(width)).zip(dp.chunks_exact(width)) {
-                        let dot: f32 = p.iter().zip(dp).map(|(p, g)| p * g).sum();
-                        for j in 0..width {
-                            ds[j] = scale * (p[j] * (dp[j] - dot));
-                        }
-                    }
-                },
-            );
-            grads.register::<Flex>(node.id, wrap(ds, &p));
+            grads.register::<Flex>(node.id, softmax_backward(&p, &grad, scale));
         }
     }
 }

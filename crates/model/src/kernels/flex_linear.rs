@@ -90,26 +90,22 @@ impl<'a> Operand<'a> {
     }
 }
 
-/// `lhs · rhs (+ bias)` into a fresh contiguous `[lhs.rows, rhs.cols]` tensor.
-// The workspace's one unsafe block: `gemm` takes raw pointers and strides.
+/// `lhs · rhs` written into `dst` (`m·n` values at row stride `n`): burn-flex's gemm call
+/// (`read_dst = false`, so every value of `dst` is written and none is read).
+// Unsafe because `gemm` takes raw pointers and strides (with the two `set_len` below, the
+// workspace's only unsafe code).
 #[allow(unsafe_code)]
-fn product(lhs: Operand<'_>, rhs: Operand<'_>, bias: Option<&[f32]>) -> FlexTensor {
+fn gemm_into(dst: &mut [std::mem::MaybeUninit<f32>], lhs: Operand<'_>, rhs: Operand<'_>, parallelism: gemm::Parallelism) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    assert_eq!(k, rhs.rows, "product: inner dimensions differ");
-    let len = m.checked_mul(n).expect("product: output size overflows usize");
-    let mut out: Vec<f32> = Vec::with_capacity(len);
-    let parallelism = parallelism(m, n, k);
-    PRODUCTS[usize::from(!matches!(parallelism, gemm::Parallelism::None))].fetch_add(1, Ordering::Relaxed);
-    // SAFETY: both operands were bounds-checked in `Operand::of` (and `t` keeps the same
-    // element set); `out` has room for `m·n` values at row stride `n`, and with `read_dst =
-    // false` gemm writes every one of them without reading, so `set_len` exposes no
-    // uninitialised value.
+    assert!(k == rhs.rows && dst.len() == m * n, "gemm_into: shapes differ");
+    // SAFETY: both operands were bounds-checked in `Operand::of` / `Batched::of` (`t` and
+    // `Batched::get` keep within the checked element set); `dst` holds exactly `m·n` values.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            out.as_mut_ptr(),
+            dst.as_mut_ptr().cast::<f32>(),
             1,
             n as isize,
             false,
@@ -126,8 +122,21 @@ fn product(lhs: Operand<'_>, rhs: Operand<'_>, bias: Option<&[f32]>) -> FlexTens
             false,
             parallelism,
         );
-        out.set_len(len);
     }
+}
+
+/// `lhs · rhs (+ bias)` into a fresh contiguous `[lhs.rows, rhs.cols]` tensor.
+#[allow(unsafe_code)] // `set_len` after `gemm_into` wrote every value
+fn product(lhs: Operand<'_>, rhs: Operand<'_>, bias: Option<&[f32]>) -> FlexTensor {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(k, rhs.rows, "product: inner dimensions differ");
+    let len = m.checked_mul(n).expect("product: output size overflows usize");
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let parallelism = parallelism(m, n, k);
+    PRODUCTS[usize::from(!matches!(parallelism, gemm::Parallelism::None))].fetch_add(1, Ordering::Relaxed);
+    gemm_into(&mut out.spare_capacity_mut()[..len], lhs, rhs, parallelism);
+    // SAFETY: `gemm_into` wrote all `len` values.
+    unsafe { out.set_len(len) };
     if let Some(bias) = bias {
         assert_eq!(bias.len(), n, "product: bias length differs from the output width");
         // burn adds the bias as its own op: one f32 addition per element, same result.
@@ -192,7 +201,7 @@ impl<'a> Batched<'a> {
 /// fresh contiguous `[b0, b1, m, n]` tensor. As burn-flex: small products run one per task in
 /// parallel over the batches; products of at least 192³ multiply-adds run one after another on
 /// the whole pool. `None` unless the shapes fit.
-#[allow(unsafe_code)] // the raw `gemm` call, see `product`
+#[allow(unsafe_code)] // `set_len` after every batch was written
 fn batched_product(lhs: &Batched<'_>, rhs: &Batched<'_>) -> Option<FlexTensor> {
     let (m, k, n) = (lhs.view.rows, lhs.view.cols, rhs.view.cols);
     if lhs.batch != rhs.batch || k != rhs.view.rows {
@@ -204,32 +213,7 @@ fn batched_product(lhs: &Batched<'_>, rhs: &Batched<'_>) -> Option<FlexTensor> {
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let whole_pool = !matches!(parallelism(m, n, k), gemm::Parallelism::None);
     let run = |dst: &mut [std::mem::MaybeUninit<f32>], b: usize, parallelism: gemm::Parallelism| {
-        let (a, c) = (lhs.get(b), rhs.get(b));
-        // SAFETY: `Batched::of` bounds-checked every batch's elements; `dst` holds exactly the
-        // `m·n` values of this batch at row stride `n`, all written (`read_dst = false`).
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr().cast::<f32>(),
-                1,
-                n as isize,
-                false,
-                a.data.as_ptr().add(a.offset),
-                a.cs,
-                a.rs,
-                c.data.as_ptr().add(c.offset),
-                c.cs,
-                c.rs,
-                0.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
+        gemm_into(dst, lhs.get(b), rhs.get(b), parallelism);
     };
     let spare = &mut out.spare_capacity_mut()[..len];
     if whole_pool {
