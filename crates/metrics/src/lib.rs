@@ -42,7 +42,7 @@ pub use lareqa::{
 pub use measures::{Measure, MeasureFn, Metric, QueryRanks};
 pub use rank::{ScoreFunction, ranks_of};
 pub use significance::{
-    MetricComparison, PairedComparison, PairedTestOptions, ReportComparison, combine_seeds, compare_report_seeds, compare_reports,
+    MetricComparison, PairedComparison, PairedTestOptions, ReportComparison, SeedSummary, combine_seeds, compare_report_seeds, compare_reports,
     holm, holm_jointly, mean_over_seeds, paired_test,
 };
 pub use trec::{Qrels, Run, TrecReport, evaluate_run};

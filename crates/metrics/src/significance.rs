@@ -425,6 +425,52 @@ fn same_queries(benchmark: &str, (la, a): (&str, &PerQueryValues), (lb, b): (&st
     Ok(())
 }
 
+/// One metric over training seeds: how much it moves from seed to seed, and where its mean
+/// lies. The interval is Student's t interval of the mean, mean ± t_{(1+c)/2, n−1} · sd / √n
+/// (the runs are few, so the normal quantile would be too narrow: 4.30 instead of 1.96 at
+/// n = 3). It describes the spread over *seeds*; the paired tests over queries are separate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SeedSummary {
+    /// Seeds (runs).
+    pub n: usize,
+    /// Mean over seeds.
+    pub mean: f64,
+    /// Sample standard deviation (n − 1 in the denominator); `None` for one seed.
+    pub sd: Option<f64>,
+    /// Lower end of the interval of the mean; `None` for one seed.
+    pub ci_low: Option<f64>,
+    /// Upper end of the interval of the mean; `None` for one seed.
+    pub ci_high: Option<f64>,
+}
+
+impl SeedSummary {
+    /// Summarises the values of one metric over seeds at interval coverage `confidence` in
+    /// (0, 1). Errors on no value, a non-finite value (naming its index) or a bad coverage.
+    pub fn of(values: &[f64], confidence: f64) -> Result<SeedSummary> {
+        use statrs::distribution::{ContinuousCDF, StudentsT};
+        if !(confidence > 0.0 && confidence < 1.0) {
+            return Err(MetricsError::Invalid(format!("seed summary: confidence is {confidence}, not in (0, 1)")));
+        }
+        if values.is_empty() {
+            return Err(MetricsError::Invalid("seed summary: no value".into()));
+        }
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(MetricsError::Invalid(format!("seed summary: value {i} is {}", values[i])));
+        }
+        let n = values.len();
+        let mean = values.iter().sum::<f64>() / n as f64;
+        if n == 1 {
+            return Ok(SeedSummary { n, mean, sd: None, ci_low: None, ci_high: None });
+        }
+        let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+        let t = StudentsT::new(0.0, 1.0, (n - 1) as f64)
+            .map_err(|e| MetricsError::Invalid(format!("seed summary: {e}")))?
+            .inverse_cdf((1.0 + confidence) / 2.0);
+        let half = t * sd / (n as f64).sqrt();
+        Ok(SeedSummary { n, mean, sd: Some(sd), ci_low: Some(mean - half), ci_high: Some(mean + half) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use hybrid_ir_data::lareqa::{LareqaLanguage, LareqaParagraph, LareqaQuestion};
 use hybrid_ir_data::{LareqaBenchmark, LareqaDataset, RetrievalBenchmark};
 use hybrid_ir_metrics::{
-    BenchmarkEmbeddings, EvalOptions, HeadlineMetric, LareqaReport, PairedTestOptions, PerQueryValues, Setting, combine_seeds,
+    BenchmarkEmbeddings, EvalOptions, HeadlineMetric, LareqaReport, PairedTestOptions, PerQueryValues, SeedSummary, Setting,
+    combine_seeds,
     compare_report_seeds, compare_reports, evaluate_benchmark, holm_jointly,
 };
 use ndarray::Array2;
@@ -267,4 +268,28 @@ fn reports_that_cannot_be_paired_are_refused_with_the_reason() {
     assert!(err.contains("rank_distance of query `de:q5` is NaN"), "{err}");
 
     assert!(compare_report_seeds(&[], &[&a], &options).unwrap_err().to_string().contains("no report of A"));
+}
+
+/// Student's t interval over seeds against the printed t table (t_{0.975, 2} = 4.302652729749464,
+/// t_{0.975, 4} = 2.776445105197793) and the sample standard deviation worked by hand.
+#[test]
+fn seed_summary_is_the_t_interval_of_the_mean() {
+    let s = SeedSummary::of(&[0.50, 0.56, 0.53], 0.95).unwrap();
+    assert_eq!(s.n, 3);
+    assert!((s.mean - 0.53).abs() < 1e-15);
+    let sd = 0.03f64; // deviations −0.03, 0.03, 0: sum of squares 0.0018 / 2 = 0.0009
+    assert!((s.sd.unwrap() - sd).abs() < 1e-12);
+    let half = 4.302652729749464 * sd / 3f64.sqrt();
+    assert!((s.ci_low.unwrap() - (0.53 - half)).abs() < 1e-9, "{s:?}");
+    assert!((s.ci_high.unwrap() - (0.53 + half)).abs() < 1e-9, "{s:?}");
+
+    let five = SeedSummary::of(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.95).unwrap();
+    let half = 2.776445105197793 * 2.5f64.sqrt() / 5f64.sqrt();
+    assert!((five.ci_high.unwrap() - (3.0 + half)).abs() < 1e-9, "{five:?}");
+
+    let one = SeedSummary::of(&[0.7], 0.95).unwrap();
+    assert_eq!((one.mean, one.sd, one.ci_low), (0.7, None, None));
+    assert!(SeedSummary::of(&[], 0.95).is_err());
+    assert!(SeedSummary::of(&[0.1, f64::NAN], 0.95).unwrap_err().to_string().contains("value 1"));
+    assert!(SeedSummary::of(&[0.1, 0.2], 1.0).is_err());
 }
