@@ -4,6 +4,7 @@ mod compare;
 mod data;
 mod encode;
 mod eval;
+mod mine;
 mod output;
 mod train;
 mod usage;
@@ -50,6 +51,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Fine-tune a dual encoder with X-X-mono, X-Y or hybrid batches from a TOML config.
     Train(train::TrainArgs),
+    /// Mine hard negatives with a model: for every (id, language) of a corpus, the passages of its
+    /// language the model ranks highest, never one of the same id or answer cluster; writes a
+    /// corpus with a `negative` column for `train` / `reproduce --loss paper`.
+    Mine(mine::MineArgs),
     /// Write a trained run's model as a Hugging Face + sentence-transformers directory.
     Export(train::ExportArgs),
     /// The paper's experiment: one model per sampler from the same start, evaluated zero-shot,
@@ -82,6 +87,7 @@ fn main() -> std::process::ExitCode {
         Command::Encode(args) => encode::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Train(args) => train::run_train(args),
+        Command::Mine(args) => mine::run(args),
         Command::Export(args) => train::run_export(args),
         Command::Reproduce(args) => train::run_reproduce(args),
     };

@@ -351,6 +351,25 @@ impl ParallelCorpus {
         Ok(builder.build())
     }
 
+    /// The same corpus with every hard negative removed: to train on in-batch negatives only
+    /// from a corpus that carries negatives (e.g. one written by `hybrid-ir mine`). Ids,
+    /// languages, group order and answer clusters are unchanged.
+    pub fn without_negatives(&self) -> ParallelCorpus {
+        let mut groups = self.groups.clone();
+        for g in &mut groups {
+            for (_, ex) in &mut g.versions {
+                ex.negative = None;
+            }
+        }
+        ParallelCorpus {
+            name: self.name.clone(),
+            languages: self.languages.clone(),
+            groups,
+            groups_by_language: self.groups_by_language.clone(),
+            fingerprint: OnceLock::new(),
+        }
+    }
+
     /// Splits off a held-out part by id (for validation loss): every `1/every`-th id, chosen
     /// by a hash of the id so the split is stable across runs and machines.
     pub fn split_holdout(&self, every: u32) -> (ParallelCorpus, ParallelCorpus) {

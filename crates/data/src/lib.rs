@@ -2,6 +2,7 @@
 
 pub mod benchmark;
 pub mod corpus;
+pub mod corpus_writer;
 pub mod error;
 pub mod lareqa;
 pub mod paths;
@@ -18,6 +19,7 @@ pub use paths::{DATA_ENV, locate_data_root, resolve_data_dir};
 
 pub use corpus::{CorpusStats, Example, NegativePolicy, ParallelCorpus, ParallelCorpusBuilder, ParallelGroup};
 pub use source::{CorpusSource, load_corpus};
+pub use corpus_writer::{CorpusRow, RowScores, write_user_corpus};
 pub use user_corpus::load_user_corpus;
 
 /// A language code such as `en` or `zh`. Shared, cheap to clone.

@@ -218,3 +218,52 @@ mod columnar {
         assert!(msg.contains("bad.parquet: row 2: empty `id`"), "{msg}");
     }
 }
+
+/// A written corpus (JSONL and Parquet) loads back with the same rows, the first negative in
+/// `negative`; more negatives and the scores travel as extra columns the loader ignores; the
+/// file appears whole (no temporary file left beside it).
+#[test]
+fn written_corpora_load_back_with_their_first_negative() {
+    use hybrid_ir_data::{CorpusRow, RowScores, write_user_corpus};
+    use std::sync::Arc;
+    let row = |id: &str, lang: &str, negatives: &[&str]| CorpusRow {
+        id: id.into(),
+        lang: lang.into(),
+        query: format!("q {id} {lang}").into(),
+        positive: format!("p {id} {lang}").into(),
+        context: (lang == "en").then(|| Arc::from("a paragraph")),
+        negatives: negatives.iter().map(|n| Arc::from(*n)).collect(),
+        scores: Some(RowScores { positive: 0.9, negatives: negatives.iter().map(|_| 0.5f32).collect() }),
+    };
+    let rows = vec![row("a", "en", &["n1", "n2"]), row("a", "de", &["m1"]), row("b", "en", &["k1", "k2"])];
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["mined.jsonl", "mined.parquet"] {
+        let path = dir.path().join(name);
+        write_user_corpus(&path, &rows).unwrap();
+        let corpus = load_user_corpus(&path).unwrap();
+        let stats = corpus.stats();
+        assert_eq!((stats.ids, stats.examples, stats.with_negative), (2, 3, 3), "{name}");
+        let de = corpus.language_index("de").unwrap();
+        let en = corpus.language_index("en").unwrap();
+        let a = corpus.groups().iter().find(|g| &*g.id == "a").unwrap();
+        assert_eq!(a.version(en).unwrap().negative.as_deref(), Some("n1"), "{name}");
+        assert_eq!(a.version(de).unwrap().negative.as_deref(), Some("m1"), "{name}");
+        assert_eq!(a.version(en).unwrap().context.as_deref(), Some("a paragraph"), "{name}");
+        assert_eq!(a.version(de).unwrap().query.as_ref(), "q a de", "{name}");
+    }
+    let text = std::fs::read_to_string(dir.path().join("mined.jsonl")).unwrap();
+    assert!(text.lines().next().unwrap().contains(r#""negative_2":"n2""#), "{text}");
+    assert!(text.contains(r#""negative_2_score":0.5"#), "{text}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+
+    // Refused before anything is written.
+    let bad = dir.path().join("x.csv");
+    assert!(write_user_corpus(&bad, &rows).unwrap_err().to_string().contains("use .jsonl or .parquet"));
+    assert!(write_user_corpus(&dir.path().join("none.jsonl"), &[]).unwrap_err().to_string().contains("no rows"));
+    let mut mismatched = rows.clone();
+    mismatched[1].scores = Some(RowScores { positive: 0.9, negatives: vec![] });
+    let err = write_user_corpus(&dir.path().join("m.jsonl"), &mismatched).unwrap_err().to_string();
+    assert!(err.contains("row 2") && err.contains("1 negatives but 0 negative scores"), "{err}");
+    assert!(!bad.exists() && !dir.path().join("m.jsonl").exists());
+}

@@ -155,7 +155,13 @@ impl TokenizedBenchmark {
 
     /// Evaluates precomputed embeddings (rows aligned with the benchmark).
     pub fn evaluate_embeddings(&self, embeddings: BenchmarkEmbeddings) -> Result<LareqaReport> {
-        Ok(evaluate_benchmark(&self.benchmark, &embeddings, &EvalOptions::default())?)
+        self.evaluate_embeddings_with(embeddings, &EvalOptions::default())
+    }
+
+    /// [`Self::evaluate_embeddings`] with evaluation options (e.g. per-query values for the
+    /// paired significance tests).
+    pub fn evaluate_embeddings_with(&self, embeddings: BenchmarkEmbeddings, options: &EvalOptions) -> Result<LareqaReport> {
+        Ok(evaluate_benchmark(&self.benchmark, &embeddings, options)?)
     }
 }
 

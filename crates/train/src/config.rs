@@ -154,6 +154,11 @@ pub struct DataSection {
     /// `same-paragraph` (a neighbouring sentence of the answer's paragraph).
     #[serde(default)]
     pub negatives: NegativePolicy,
+    /// Remove the hard negatives the corpora carry (a user corpus's `negative` column, e.g. one
+    /// written by `hybrid-ir mine`, or `negatives`): train on in-batch negatives only. Default
+    /// false.
+    #[serde(default)]
+    pub drop_negatives: bool,
     /// Keep only these languages (e.g. the paper's 9 training languages); empty = all.
     #[serde(default)]
     pub languages: Vec<String>,
@@ -166,6 +171,10 @@ pub struct DataSection {
     /// Fix it (e.g. 0.5) when comparing samplers, or an α = 1 run validates on mono batches only.
     #[serde(default)]
     pub val_alpha: Option<f64>,
+    /// Seed of the validation batches; default: derived from the run's `seed`. Fix it when
+    /// comparing training seeds, so every seed is early-stopped on the same validation batches.
+    #[serde(default)]
+    pub val_seed: Option<u64>,
 }
 
 fn default_holdout() -> u32 {

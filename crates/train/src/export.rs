@@ -47,6 +47,27 @@ pub fn load_run_model(run_dir: &Path, prefer_last: bool, device: &Device) -> Res
     Ok(RunModel { config, info, pipeline, model })
 }
 
+/// A model to encode with, from either kind of directory: a model directory (Hugging Face /
+/// sentence-transformers, or a static model) with its own prefixes and `max_len` (or
+/// `max_len_override`), or a run directory (a `config.toml` beside `checkpoints/`): its best
+/// (else last) checkpoint with the prefixes and truncation it was trained with. Returns the
+/// model, its pipeline and a description for logs.
+pub fn load_encoder(dir: &Path, max_len_override: Option<usize>, device: &Device) -> Result<(AnyEncoder, TextPipeline, String)> {
+    if dir.join("config.toml").is_file() && CheckpointDir::of_run(dir).root().is_dir() {
+        let run = load_run_model(dir, false, device)?;
+        let pipeline = match max_len_override {
+            Some(n) => TextPipeline::new(&run.info, run.config.prefixes(&run.info.prefixes), n, n)?,
+            None => run.pipeline,
+        };
+        return Ok((run.model, pipeline, format!("run {} (best checkpoint)", dir.display())));
+    }
+    let info = ModelInfo::read(dir, &hybrid_ir_model::LoadOptions::default())?;
+    let n = max_len_override.unwrap_or(info.max_len);
+    let pipeline = TextPipeline::new(&info, info.prefixes.clone(), n, n)?;
+    let model = info.load(device)?;
+    Ok((model, pipeline, format!("model {}", info.name)))
+}
+
 /// Writes a run's best (else last) checkpoint as a model directory at `out_dir` that this
 /// project and sentence-transformers load, carrying the trained prefixes, pooling and max length.
 pub fn export_run(run_dir: &Path, out_dir: &Path, prefer_last: bool) -> Result<()> {

@@ -115,7 +115,8 @@ pub fn builder_from_config(config: &TrainConfig) -> Result<TrainerBuilder<AnyEnc
 }
 
 /// The sampler of the fixed validation batches: the training sampler's config with
-/// `data.val_sampler` / `data.val_alpha` and a seed of its own.
+/// `data.val_sampler` / `data.val_alpha` and a seed of its own (`data.val_seed`, else one derived
+/// from the run's seed).
 fn validation_sampler(config: &TrainConfig, held: Vec<Arc<ParallelCorpus>>) -> Result<Box<dyn BatchSampler>> {
     let mut val_cfg: SamplerConfig = config.sampler.clone();
     if let Some(kind) = config.data.val_sampler {
@@ -124,7 +125,7 @@ fn validation_sampler(config: &TrainConfig, held: Vec<Arc<ParallelCorpus>>) -> R
     if let Some(alpha) = config.data.val_alpha {
         val_cfg.alpha = alpha;
     }
-    val_cfg.seed = step_seed(config.seed, u64::MAX, 0);
+    val_cfg.seed = config.data.val_seed.unwrap_or_else(|| step_seed(config.seed, u64::MAX, 0));
     Ok(val_cfg.build_multi(held)?)
 }
 
@@ -134,6 +135,7 @@ pub fn load_corpora(data: &DataSection) -> Result<(Vec<Arc<ParallelCorpus>>, Vec
     let mut held = Vec::new();
     for name in &data.corpora {
         let corpus = load_corpus(name, &resolve_data_dir(data.data_dir.as_deref()), data.negatives)?;
+        let corpus = if data.drop_negatives { corpus.without_negatives() } else { corpus };
         let corpus = if data.languages.is_empty() {
             corpus
         } else {

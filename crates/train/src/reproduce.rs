@@ -3,8 +3,17 @@
 //! evaluate each and the untouched start model on the other, and render the tables and the
 //! language × language mAP matrices. Optionally also the reverse direction.
 //!
-//! Every run is an ordinary [`crate::train`] run in `out_dir/train-<corpus>/<label>/` (so it is
-//! resumable: re-running `reproduce` continues or reuses finished runs). With
+//! Every run is an ordinary [`crate::train`] run in `out_dir/train-<corpus>/<label>/` (further
+//! seeds in `<label>-seed-<seed>/`), so it is resumable: re-running `reproduce` continues or
+//! reuses finished runs.
+//!
+//! **Seeds and significance.** With `seeds = N`, every sampler trains N models (seeds `seed`,
+//! `seed + 1`, …: the sampler order and the dropout masks change; the start model and the
+//! validation batches do not). Each column is then reported as mean, standard deviation and a
+//! Student-t 95% interval over seeds ([`SeedSummary`]), and every pair of samplers is compared on
+//! every headline metric with a paired randomisation test over the evaluation queries (per-query
+//! values averaged over seeds; bootstrap interval of the difference), Holm-corrected over all
+//! comparisons of a direction ([`compare_report_seeds`], [`holm_jointly`]). With
 //! `trainable_layers = k`, evaluation encodes the frozen bottom once per benchmark
 //! ([`FrozenPrefixCache`]) and only the top `k` layers per model.
 
@@ -16,7 +25,12 @@ use std::time::Instant;
 use burn::module::Module;
 use hybrid_ir_data::sampler::{SamplerConfig, SamplerKind};
 use hybrid_ir_eval::{TokenizedBenchmark, load_benchmark};
-use hybrid_ir_metrics::{BenchmarkEmbeddings, LareqaReport};
+use hybrid_ir_data::NegativePolicy;
+use hybrid_ir_loss::LossKind;
+use hybrid_ir_metrics::{
+    BenchmarkEmbeddings, EvalOptions, HeadlineMetric, LareqaReport, PairedTestOptions, ReportComparison, SeedSummary,
+    compare_report_seeds, holm_jointly,
+};
 use hybrid_ir_model::{AnyEncoder, FrozenPrefixCache, load_module_into};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -29,6 +43,54 @@ use crate::config::{
 use crate::error::{Result, TrainError};
 use crate::from_config::{model_info, pipeline, train};
 use crate::trainer::{RunOptions, StopReason};
+
+/// The objective of every run, and which negatives it sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ReproduceLoss {
+    /// In-batch negatives only (DPR / MNRL): other pairs' positives. Hard negatives a corpus
+    /// carries are dropped.
+    #[default]
+    #[serde(rename = "in-batch")]
+    InBatch,
+    /// In-batch negatives plus each pair's hard negative (every positive and every hard negative
+    /// of the batch). Needs a corpus with negatives (`hybrid-ir mine`).
+    #[serde(rename = "in-batch+negatives")]
+    InBatchNegatives,
+    /// The paper's Eq. (1) read literally: own positive against every hard negative of the
+    /// batch. Needs a corpus with negatives.
+    #[serde(rename = "paper")]
+    Paper,
+}
+
+impl ReproduceLoss {
+    /// Name on the command line and in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReproduceLoss::InBatch => "in-batch",
+            ReproduceLoss::InBatchNegatives => "in-batch+negatives",
+            ReproduceLoss::Paper => "paper",
+        }
+    }
+
+    /// Whether the runs need a hard negative for every pair.
+    pub fn needs_negatives(self) -> bool {
+        self != ReproduceLoss::InBatch
+    }
+}
+
+impl std::str::FromStr for ReproduceLoss {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        [ReproduceLoss::InBatch, ReproduceLoss::InBatchNegatives, ReproduceLoss::Paper]
+            .into_iter()
+            .find(|l| l.name() == s)
+            .ok_or_else(|| format!("`{s}` is not a loss: use in-batch, in-batch+negatives or paper"))
+    }
+}
+
+fn one() -> usize {
+    1
+}
 
 /// What `hybrid-ir reproduce` runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,8 +127,17 @@ pub struct ReproduceOptions {
     pub eval_languages: Vec<String>,
     /// Where runs and results go.
     pub out_dir: PathBuf,
-    /// Master seed (same for every sampler).
+    /// Master seed (same for every sampler); seed k of `seeds` is `seed + k`.
     pub seed: u64,
+    /// Training seeds per sampler (default 1).
+    #[serde(default = "one")]
+    pub seeds: usize,
+    /// Objective and negatives of every run (default in-batch).
+    #[serde(default)]
+    pub loss: ReproduceLoss,
+    /// Paired tests between samplers (resamples, seed, interval coverage, level).
+    #[serde(default)]
+    pub significance: PairedTestOptions,
     /// Data root.
     pub data_dir: Option<PathBuf>,
     /// Device (`cpu`, `tch-cuda:0`, …).
@@ -86,6 +157,9 @@ pub struct ModelResult {
     pub alpha: Option<f64>,
     /// Run directory (None for the start model).
     pub run_dir: Option<PathBuf>,
+    /// Training seed (None for the start model).
+    #[serde(default)]
+    pub seed: Option<u64>,
     /// Validation loss before training and the best one `(step, loss)`.
     pub val: Option<((u64, f64), (u64, f64))>,
     /// Training wall time in seconds (this invocation).
@@ -101,8 +175,35 @@ pub struct DirectionResult {
     pub train: String,
     /// Evaluation benchmark.
     pub eval: String,
-    /// Start model first, then one row per α.
+    /// Start model first, then one row per α and seed (α-major).
     pub models: Vec<ModelResult>,
+    /// Per sampler: every headline metric over its seeds.
+    #[serde(default)]
+    pub summaries: Vec<SamplerSummary>,
+    /// Every pair of samplers (B against A, in `alphas` order) on every headline metric, Holm
+    /// over all rows of the direction.
+    #[serde(default)]
+    pub comparisons: Vec<SamplerComparison>,
+}
+
+/// One sampler's headline metrics over its seeds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SamplerSummary {
+    /// Sampler label.
+    pub label: String,
+    /// One entry per [`HeadlineMetric`], in table order.
+    pub metrics: Vec<(HeadlineMetric, SeedSummary)>,
+}
+
+/// Sampler B against sampler A.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SamplerComparison {
+    /// Label of A.
+    pub a: String,
+    /// Label of B.
+    pub b: String,
+    /// The paired tests (difference = B − A).
+    pub comparison: ReportComparison,
 }
 
 /// Label of a sampler α.
@@ -134,7 +235,14 @@ fn corpus_component(corpus: &str) -> String {
     path_component(&name)
 }
 
-fn run_config(opts: &ReproduceOptions, train_corpus: &str, alpha: f64, run_dir: &Path) -> Result<TrainConfig> {
+/// Run directory of sampler `label`'s `k`-th seed: the first seed keeps the plain label, so a
+/// one-seed run is where it always was and adding seeds reuses it.
+fn run_dir_of(opts: &ReproduceOptions, train_corpus: &str, label: &str, k: usize) -> PathBuf {
+    let name = if k == 0 { path_component(label) } else { path_component(&format!("{label}-seed-{}", opts.seed + k as u64)) };
+    opts.out_dir.join(format!("train-{}", corpus_component(train_corpus))).join(name)
+}
+
+fn run_config(opts: &ReproduceOptions, train_corpus: &str, alpha: f64, seed: u64, run_dir: &Path) -> Result<TrainConfig> {
     let kind = if alpha >= 1.0 {
         SamplerKind::Mono
     } else if alpha <= 0.0 {
@@ -143,7 +251,7 @@ fn run_config(opts: &ReproduceOptions, train_corpus: &str, alpha: f64, run_dir: 
         SamplerKind::Hybrid
     };
     let config = TrainConfig {
-        seed: opts.seed,
+        seed,
         output_dir: run_dir.to_path_buf(),
         model: ModelSection {
             dir: opts.model_dir.clone(),
@@ -163,14 +271,20 @@ fn run_config(opts: &ReproduceOptions, train_corpus: &str, alpha: f64, run_dir: 
             corpora: vec![train_corpus.to_string()],
             data_dir: opts.data_dir.clone(),
             holdout_every: 10,
-            negatives: Default::default(),
+            negatives: NegativePolicy::None,
+            drop_negatives: opts.loss == ReproduceLoss::InBatch,
             languages: Vec::new(),
-            // Every sampler is early-stopped on the same validation batches.
+            // Every sampler and seed is early-stopped on the same validation batches.
             val_sampler: Some(SamplerKind::Hybrid),
             val_alpha: Some(0.5),
+            val_seed: Some(opts.seed),
         },
-        sampler: SamplerConfig { alpha, batch_size: opts.batch_size, seed: opts.seed, ..SamplerConfig::new(kind) },
-        loss: LossSection { cached: false, ..LossSection::default() },
+        sampler: SamplerConfig { alpha, batch_size: opts.batch_size, seed, ..SamplerConfig::new(kind) },
+        loss: LossSection {
+            cached: false,
+            kind: if opts.loss == ReproduceLoss::Paper { LossKind::Paper } else { LossKind::InBatch },
+            ..LossSection::default()
+        },
         optim: OptimSection { lr: opts.lr, warmup_steps: (opts.steps / 10).max(1).min(opts.steps), ..OptimSection::default() },
         schedule: ScheduleSection {
             steps: opts.steps,
@@ -209,12 +323,17 @@ fn direction(
 
     // Train first (the expensive, resumable part), then evaluate everything together.
     let mut runs = Vec::new();
-    for &alpha in &opts.alphas {
+    for (&alpha, k) in opts.alphas.iter().flat_map(|a| (0..opts.seeds).map(move |k| (a, k))) {
         let label = sampler_label(alpha);
-        let run_dir = opts.out_dir.join(format!("train-{}", corpus_component(train_corpus))).join(path_component(&label));
-        let config = run_config(opts, train_corpus, alpha, &run_dir)?;
+        let seed = opts.seed + k as u64;
+        let run_dir = run_dir_of(opts, train_corpus, &label, k);
+        let config = run_config(opts, train_corpus, alpha, seed, &run_dir)?;
         let resume = CheckpointDir::of_run(&run_dir).resolve(Pointer::Last)?.is_some();
-        tracing::info!("{label} (α = {alpha}) on {train_corpus}: {} steps{}", opts.steps, if resume { ", resuming" } else { "" });
+        tracing::info!(
+            "{label} (α = {alpha}, seed {seed}) on {train_corpus}: {} steps{}",
+            opts.steps,
+            if resume { ", resuming" } else { "" }
+        );
         let started = Instant::now();
         let summary =
             train(&config, &RunOptions { resume, stop_flag: stop.clone(), progress: opts.progress, ..Default::default() })?;
@@ -225,11 +344,11 @@ fn direction(
             )));
         }
         let val = summary.val_history.first().copied().zip(summary.best_val);
-        runs.push((label, alpha, run_dir, val, started.elapsed().as_secs_f64()));
+        runs.push((label, alpha, seed, run_dir, val, started.elapsed().as_secs_f64()));
     }
 
     // Every run of this direction shares the start model, its info and pipeline.
-    let first = run_config(opts, train_corpus, opts.alphas[0], &opts.out_dir)?;
+    let first = run_config(opts, train_corpus, opts.alphas[0], opts.seed, &opts.out_dir)?;
     let info = model_info(&first)?;
     let pipeline = pipeline(&first, &info)?;
     let bench = TokenizedBenchmark::new(load_benchmark(eval_name, opts.data_dir.as_deref(), &opts.eval_languages)?, &pipeline)?;
@@ -266,7 +385,9 @@ fn direction(
             _ => bench.encode(model, &pipeline, opts.eval_batch_size, |d| b.set_position(d as u64))?,
         };
         b.finish_and_clear();
-        let report = bench.evaluate_embeddings(embeddings)?;
+        // Per-query values feed the paired tests between samplers; they are dropped from
+        // results.json afterwards (they would add megabytes per model).
+        let report = bench.evaluate_embeddings_with(embeddings, &EvalOptions { per_query: true, ..EvalOptions::default() })?;
         let s = &report.settings;
         tracing::info!(
             "{label} on {eval_name}: mAP mono {:.4} cross {:.4} multi {:.4}, rank distance {:.1}",
@@ -282,21 +403,92 @@ fn direction(
         label: "start".into(),
         alpha: None,
         run_dir: None,
+        seed: None,
         val: None,
         train_seconds: 0.0,
         report: evaluate(&base, "start model")?,
     }];
-    for (label, alpha, run_dir, val, secs) in runs {
+    for (label, alpha, seed, run_dir, val, secs) in runs {
         let ckpts = CheckpointDir::of_run(&run_dir);
         let dir = ckpts
             .resolve(Pointer::Best)?
             .or(ckpts.resolve(Pointer::Last)?)
             .ok_or_else(|| TrainError::checkpoint(ckpts.root(), "the finished run has no checkpoint"))?;
         let model = load_module_into(info.skeleton(&plain), &verify(&dir)?.model_path())?.valid();
-        let report = evaluate(&model, &label)?;
-        models.push(ModelResult { label, alpha: Some(alpha), run_dir: Some(run_dir), val, train_seconds: secs, report });
+        let shown = if opts.seeds > 1 { format!("{label} (seed {seed})") } else { label.clone() };
+        let report = evaluate(&model, &shown)?;
+        models.push(ModelResult {
+            label,
+            alpha: Some(alpha),
+            run_dir: Some(run_dir),
+            seed: Some(seed),
+            val,
+            train_seconds: secs,
+            report,
+        });
     }
-    Ok(DirectionResult { train: train_corpus.to_string(), eval: eval_name.to_string(), models })
+    let (summaries, comparisons) = across_seeds(opts, &models)?;
+    for m in &mut models {
+        m.report.per_query = None;
+    }
+    Ok(DirectionResult { train: train_corpus.to_string(), eval: eval_name.to_string(), models, summaries, comparisons })
+}
+
+/// Per sampler, the headline metrics over its seeds; per pair of samplers, the paired tests
+/// (per-query values averaged over seeds), Holm over every row of the direction.
+fn across_seeds(opts: &ReproduceOptions, models: &[ModelResult]) -> Result<(Vec<SamplerSummary>, Vec<SamplerComparison>)> {
+    let labels: Vec<String> = opts.alphas.iter().map(|&a| sampler_label(a)).collect();
+    let reports_of =
+        |label: &str| -> Vec<&LareqaReport> { models.iter().filter(|m| m.seed.is_some() && m.label == label).map(|m| &m.report).collect() };
+    let mut summaries = Vec::new();
+    for label in &labels {
+        let reports = reports_of(label);
+        let mut metrics = Vec::new();
+        for metric in HeadlineMetric::ALL {
+            // A metric the benchmark does not define (rank distance with one language) is left out.
+            let values: Vec<f64> = reports.iter().filter_map(|r| metric.of(&r.settings)).collect();
+            if values.len() == reports.len() && !values.is_empty() {
+                metrics.push((metric, SeedSummary::of(&values, opts.significance.confidence)?));
+            }
+        }
+        summaries.push(SamplerSummary { label: label.clone(), metrics });
+    }
+    let mut comparisons = Vec::new();
+    for (i, a) in labels.iter().enumerate() {
+        for b in &labels[i + 1..] {
+            let comparison = compare_report_seeds(&reports_of(a), &reports_of(b), &opts.significance)?;
+            comparisons.push(SamplerComparison { a: a.clone(), b: b.clone(), comparison });
+        }
+    }
+    let mut rows: Vec<ReportComparison> = comparisons.iter().map(|c| c.comparison.clone()).collect();
+    holm_jointly(&mut rows);
+    for (c, r) in comparisons.iter_mut().zip(rows) {
+        c.comparison = r;
+    }
+    Ok((summaries, comparisons))
+}
+
+/// A loss that needs hard negatives is refused up front (before any training) unless every
+/// example of every training corpus has one.
+fn check_negatives(opts: &ReproduceOptions) -> Result<()> {
+    if !opts.loss.needs_negatives() {
+        return Ok(());
+    }
+    let root = hybrid_ir_data::resolve_data_dir(opts.data_dir.as_deref());
+    let corpora = if opts.reverse { vec![&opts.train, &opts.eval] } else { vec![&opts.train] };
+    for name in corpora {
+        let stats = hybrid_ir_data::load_corpus(name, &root, NegativePolicy::None)?.stats();
+        if stats.with_negative < stats.examples {
+            return Err(TrainError::Other(format!(
+                "--loss {} needs a hard negative for every pair, but `{name}` has {} of {} examples with one: mine them \
+                 with `hybrid-ir mine --corpus {name} --out mined.jsonl` and train on that file (--train mined.jsonl --one-way)",
+                opts.loss.name(),
+                stats.with_negative,
+                stats.examples
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Runs the comparison; writes `results.json`, `results.md` and one mAP heatmap per model
@@ -308,6 +500,14 @@ pub fn reproduce(opts: &ReproduceOptions, stop: Option<Arc<AtomicBool>>) -> Resu
     if let Some(a) = opts.alphas.iter().find(|a| !(0.0..=1.0).contains(*a)) {
         return Err(TrainError::Other(format!("alpha {a} is outside [0, 1]")));
     }
+    let labels: Vec<String> = opts.alphas.iter().map(|&a| sampler_label(a)).collect();
+    if let Some((i, l)) = labels.iter().enumerate().find(|(i, l)| labels[..*i].contains(l)) {
+        return Err(TrainError::Other(format!("alphas {} and {} are both {l}: give each sampler once", opts.alphas[labels.iter().position(|x| x == l).unwrap_or(0)], opts.alphas[i])));
+    }
+    if opts.seeds == 0 {
+        return Err(TrainError::Other("seeds 0: train at least one seed per sampler".into()));
+    }
+    check_negatives(opts)?;
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| TrainError::io(&opts.out_dir, e))?;
     // One `reproduce` per output directory (each training run also locks its own directory).
     let _lock = crate::checkpoint::RunDirLock::acquire(&opts.out_dir)?;
@@ -322,16 +522,20 @@ pub fn reproduce(opts: &ReproduceOptions, stop: Option<Arc<AtomicBool>>) -> Resu
     crate::checkpoint::write_atomic(&opts.out_dir.join("results.md"), markdown.as_bytes())?;
     for d in &results {
         for m in &d.models {
+            let label = match m.seed {
+                Some(seed) if opts.seeds > 1 => format!("{} seed {seed}", m.label),
+                _ => m.label.clone(),
+            };
             let title = format!(
-                "{}: mAP of {} trained on {} (rows: query language, columns: candidate language)",
-                d.eval, m.label, d.train
+                "{}: mAP of {label} trained on {} (rows: query language, columns: candidate language)",
+                d.eval, d.train
             );
             let svg = hybrid_ir_metrics::heatmap::heatmap_svg(&title, &m.report.languages, &m.report.map_matrix());
             let name = format!(
                 "heatmap-{}-to-{}-{}.svg",
                 corpus_component(&d.train),
                 corpus_component(&d.eval),
-                path_component(&m.label)
+                path_component(&label)
             );
             crate::checkpoint::write_atomic(&opts.out_dir.join(name), svg.as_bytes())?;
         }
@@ -342,8 +546,9 @@ pub fn reproduce(opts: &ReproduceOptions, stop: Option<Arc<AtomicBool>>) -> Resu
 /// Table 1 (mAP mono / cross / multi), Table 2 (rank distance) and the mAP matrices.
 pub fn render_markdown(results: &[DirectionResult], opts: &ReproduceOptions, seconds: f64) -> String {
     let mut s = String::new();
+    let seeds = if opts.seeds > 1 { format!("seeds {}–{}", opts.seed, opts.seed + opts.seeds as u64 - 1) } else { format!("seed {}", opts.seed) };
     s += &format!(
-        "Model `{}`, {} steps × batch {} per sampler, lr {}, {} layers trained, max len {}/{}, seed {}; total {:.1} min.\n\n",
+        "Model `{}`, {} steps × batch {} per sampler, lr {}, {} layers trained, max len {}/{}, loss {}, {seeds}; total {:.1} min.\n\n",
         opts.model_dir.display(),
         opts.steps,
         opts.batch_size,
@@ -351,9 +556,13 @@ pub fn render_markdown(results: &[DirectionResult], opts: &ReproduceOptions, sec
         opts.trainable_layers.map(|k| format!("top {k}")).unwrap_or_else(|| "all".into()),
         opts.query_max_len,
         opts.passage_max_len,
-        opts.seed,
+        opts.loss.name(),
         seconds / 60.0
     );
+    let shown = |m: &ModelResult| match m.seed {
+        Some(seed) if opts.seeds > 1 => format!("{} (seed {seed})", m.label),
+        _ => m.label.clone(),
+    };
     s += "**Table 1 style: mAP (macro average)**\n\n| train → eval | model | Mo. | Cr. | Mul. | val loss start → best (step) |\n|---|---|---:|---:|---:|---|\n";
     for d in results {
         for m in &d.models {
@@ -361,7 +570,12 @@ pub fn render_markdown(results: &[DirectionResult], opts: &ReproduceOptions, sec
             let val = m.val.map(|((_, a), (step, b))| format!("{a:.4} → {b:.4} ({step})")).unwrap_or_default();
             s += &format!(
                 "| {} → {} | {} | {:.4} | {:.4} | {:.4} | {val} |\n",
-                d.train, d.eval, m.label, st.mono.map, st.cross.map, st.multi.map
+                d.train,
+                d.eval,
+                shown(m),
+                st.mono.map,
+                st.cross.map,
+                st.multi.map
             );
         }
     }
@@ -373,7 +587,7 @@ pub fn render_markdown(results: &[DirectionResult], opts: &ReproduceOptions, sec
                 "| {} → {} | {} | {:.1} | {:.4} | {:.4} | {:.4} |\n",
                 d.train,
                 d.eval,
-                m.label,
+                shown(m),
                 st.multi.rank_distance.unwrap_or(f64::NAN),
                 st.mono.recall_at_1,
                 st.cross.recall_at_1,
@@ -381,11 +595,76 @@ pub fn render_markdown(results: &[DirectionResult], opts: &ReproduceOptions, sec
             );
         }
     }
+    if opts.seeds > 1 {
+        s += &format!(
+            "\n**Across seeds: mean ± standard deviation [{:.0}% Student-t interval of the mean] over {} seeds**\n\n",
+            opts.significance.confidence * 100.0,
+            opts.seeds
+        );
+        s += &format!(
+            "| train → eval | sampler | {} |\n|---|---|{}\n",
+            HeadlineMetric::ALL.map(column_title).join(" | "),
+            "---:|".repeat(HeadlineMetric::ALL.len())
+        );
+        for d in results {
+            for sum in &d.summaries {
+                let cells: Vec<String> = HeadlineMetric::ALL
+                    .iter()
+                    .map(|metric| match sum.metrics.iter().find(|(m, _)| m == metric) {
+                        Some((m, v)) => seed_cell(*m, v),
+                        None => "–".into(),
+                    })
+                    .collect();
+                s += &format!("| {} → {} | {} | {} |\n", d.train, d.eval, sum.label, cells.join(" | "));
+            }
+        }
+    }
+    if results.iter().any(|d| !d.comparisons.is_empty()) {
+        let o = &opts.significance;
+        s += &format!(
+            "\n**Paired significance between samplers**: B − A on the evaluation queries{}, two-sided \
+             randomisation test ({} sign flips, seed {}), {:.0}% paired-bootstrap interval, Holm over the {} \
+             comparisons of each direction; * = significant at {}. For rank distance lower is better.\n\n",
+            if opts.seeds > 1 { " (each query's value averaged over the seeds)" } else { "" },
+            o.resamples,
+            o.seed,
+            o.confidence * 100.0,
+            results.iter().map(|d| d.comparisons.iter().map(|c| c.comparison.metrics.len()).sum::<usize>()).max().unwrap_or(0),
+            o.alpha
+        );
+        s += "| train → eval | B vs A | metric | A | B | B − A | interval | p | p (Holm) |\n|---|---|---|---:|---:|---:|---|---:|---:|\n";
+        for d in results {
+            for c in &d.comparisons {
+                for m in &c.comparison.metrics {
+                    let t = &m.test;
+                    let digits = if m.metric == HeadlineMetric::RankDistance { 1 } else { 4 };
+                    s += &format!(
+                        "| {} → {} | {} vs {} | {} | {:.digits$} | {:.digits$} | {:+.digits$}{} | [{:+.digits$}, {:+.digits$}] | {:.4} | {:.4} |\n",
+                        d.train,
+                        d.eval,
+                        c.b,
+                        c.a,
+                        column_title(m.metric),
+                        t.mean_a,
+                        t.mean_b,
+                        t.difference,
+                        if m.significant { " *" } else { "" },
+                        t.ci_low,
+                        t.ci_high,
+                        t.p_value,
+                        m.p_holm
+                    );
+                }
+            }
+        }
+    }
     for d in results {
         for m in &d.models {
             s += &format!(
                 "\n**mAP matrix, {} (trained on {}), eval {}: rows = query language, columns = candidate language (×100)**\n\n",
-                m.label, d.train, d.eval
+                shown(m),
+                d.train,
+                d.eval
             );
             let langs = &m.report.languages;
             s += &format!("| q \\ c | {} |\n|---|{}\n", langs.join(" | "), "---:|".repeat(langs.len()));
@@ -397,4 +676,26 @@ pub fn render_markdown(results: &[DirectionResult], opts: &ReproduceOptions, sec
         }
     }
     s
+}
+
+/// Column title of a headline metric in the tables.
+fn column_title(metric: HeadlineMetric) -> &'static str {
+    match metric {
+        HeadlineMetric::MapMono => "mAP mono",
+        HeadlineMetric::MapCross => "mAP cross",
+        HeadlineMetric::MapMulti => "mAP multi",
+        HeadlineMetric::RankDistance => "rank distance",
+        HeadlineMetric::RecallAt1Mono => "R@1 mono",
+        HeadlineMetric::RecallAt1Cross => "R@1 cross",
+        HeadlineMetric::RecallAt10Multi => "R@10 multi",
+    }
+}
+
+/// `mean ± sd [low, high]` with the table's digits.
+fn seed_cell(metric: HeadlineMetric, v: &SeedSummary) -> String {
+    let digits = if metric == HeadlineMetric::RankDistance { 1 } else { 4 };
+    match (v.sd, v.ci_low, v.ci_high) {
+        (Some(sd), Some(lo), Some(hi)) => format!("{:.digits$} ± {sd:.digits$} [{lo:.digits$}, {hi:.digits$}]", v.mean),
+        _ => format!("{:.digits$}", v.mean),
+    }
 }
