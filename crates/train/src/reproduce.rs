@@ -13,7 +13,10 @@
 //! Student-t 95% interval over seeds ([`SeedSummary`]), and every pair of samplers is compared on
 //! every headline metric with a paired randomisation test over the evaluation queries (per-query
 //! values averaged over seeds; bootstrap interval of the difference), Holm-corrected over all
-//! comparisons of a direction ([`compare_report_seeds`], [`holm_jointly`]). With
+//! comparisons of a direction ([`compare_report_seeds`], [`holm_jointly`]). Each trained model's
+//! report, with its per-query values, is saved as `<run dir>/report-<eval>.json`, so models of
+//! different invocations (e.g. with and without mined negatives) can be tested against each
+//! other with `hybrid-ir eval compare`. With
 //! `trainable_layers = k`, evaluation encodes the frozen bottom once per benchmark
 //! ([`FrozenPrefixCache`]) and only the top `k` layers per model.
 
@@ -417,6 +420,11 @@ fn direction(
         let model = load_module_into(info.skeleton(&plain), &verify(&dir)?.model_path())?.valid();
         let shown = if opts.seeds > 1 { format!("{label} (seed {seed})") } else { label.clone() };
         let report = evaluate(&model, &shown)?;
+        // The report with its per-query values, beside the run: what `hybrid-ir eval compare`
+        // reads to test models of different `reproduce` invocations (e.g. with and without
+        // mined negatives) against each other.
+        let saved = serde_json::to_vec(&report).map_err(|e| TrainError::Other(format!("report: {e}")))?;
+        crate::checkpoint::write_atomic(&run_dir.join(format!("report-{}.json", corpus_component(eval_name))), &saved)?;
         models.push(ModelResult {
             label,
             alpha: Some(alpha),
