@@ -2,7 +2,6 @@
 //! model directory and write `id, lang, embedding` rows to Parquet.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -124,33 +123,14 @@ fn read_rows(path: &Path) -> Result<Vec<InputRow>> {
 }
 
 fn read_jsonl(path: &Path) -> Result<Vec<InputRow>> {
-    use hybrid_ir_data::text::{UTF8_BOM, decode_line};
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut reader = BufReader::new(file);
     let mut rows = Vec::new();
-    let (mut buf, mut line_no, mut offset) = (Vec::new(), 0, 0);
-    loop {
-        // Bytes decoded here, not `lines()`: its UTF-8 error names neither the line nor the byte.
-        buf.clear();
-        let read = reader.read_until(b'\n', &mut buf).with_context(|| format!("reading {}", path.display()))?;
-        if read == 0 {
-            break;
-        }
-        line_no += 1;
-        let mut start = offset;
-        offset += read;
-        let mut bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        // A byte order mark (Windows editors) is skipped, as in the corpus loader.
-        if line_no == 1 && bytes.starts_with(UTF8_BOM) {
-            bytes = &bytes[UTF8_BOM.len()..];
-            start += UTF8_BOM.len();
-        }
-        let line = decode_line(bytes, line_no, start).with_context(|| path.display().to_string())?;
+    let lines = hybrid_ir_data::text::TextLines::open(path).with_context(|| format!("opening {}", path.display()))?;
+    for line in lines {
+        let (line_no, line) = line.with_context(|| path.display().to_string())?;
         if line.trim().is_empty() {
             continue;
         }
-        let row: InputRow = serde_json::from_str(line)
+        let row: InputRow = serde_json::from_str(&line)
             .with_context(|| format!("{}: line {line_no}: expected {{\"id\", \"lang\", \"text\"}}", path.display()))?;
         rows.push(row);
     }

@@ -95,6 +95,14 @@ impl DataError {
         DataError::Io { path: path.into(), source }
     }
 
+    /// A [`crate::text::TextLines`] error of the file at `path`.
+    pub fn line(path: impl Into<PathBuf>, err: crate::text::LineError) -> Self {
+        match err {
+            crate::text::LineError::Io(e) => DataError::Io { path: path.into(), source: e },
+            crate::text::LineError::Utf8(place) => DataError::Utf8 { path: path.into(), place },
+        }
+    }
+
     pub(crate) fn json(path: impl Into<PathBuf>, err: &serde_json::Error) -> Self {
         // serde_json appends " at line L column C" to its message; the location is in our own fields.
         let text = err.to_string();

@@ -46,6 +46,67 @@ pub fn decode_line(bytes: &[u8], line: usize, offset: usize) -> Result<&str, Inv
     std::str::from_utf8(bytes).map_err(|e| InvalidUtf8::locate(bytes, &e, line, offset))
 }
 
+/// Why a line could not be read: the file failed, or the line is not UTF-8.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// Reading failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The line is not UTF-8 (where the first bad byte is).
+    #[error("{0}")]
+    Utf8(#[from] InvalidUtf8),
+}
+
+/// The lines of a UTF-8 text stream with their 1-based line numbers, the line break (`\n` or
+/// `\r\n`) removed and a leading byte order mark dropped. Lines are read as bytes and decoded
+/// here, not with `BufRead::lines`, whose UTF-8 error names neither the line nor the byte: the
+/// error of a bad line is an [`InvalidUtf8`] with its line, column and byte offset. Every
+/// line-oriented reader of the workspace (JSONL corpora, `encode` input, collections and
+/// queries) reads through this.
+pub struct TextLines<R> {
+    reader: R,
+    buf: Vec<u8>,
+    line: usize,
+    offset: usize,
+}
+
+impl<R: std::io::BufRead> TextLines<R> {
+    /// Lines of `reader`.
+    pub fn new(reader: R) -> Self {
+        TextLines { reader, buf: Vec::new(), line: 0, offset: 0 }
+    }
+}
+
+impl TextLines<std::io::BufReader<std::fs::File>> {
+    /// Lines of the file at `path`.
+    pub fn open(path: &std::path::Path) -> std::io::Result<Self> {
+        Ok(Self::new(std::io::BufReader::new(std::fs::File::open(path)?)))
+    }
+}
+
+impl<R: std::io::BufRead> Iterator for TextLines<R> {
+    type Item = Result<(usize, String), LineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.buf.clear();
+        let read = match self.reader.read_until(b'\n', &mut self.buf) {
+            Ok(0) => return None,
+            Ok(n) => n,
+            Err(e) => return Some(Err(e.into())),
+        };
+        self.line += 1;
+        let mut start = self.offset;
+        self.offset += read;
+        let mut bytes = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+        bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        if self.line == 1 && bytes.starts_with(UTF8_BOM) {
+            bytes = &bytes[UTF8_BOM.len()..];
+            start += UTF8_BOM.len();
+        }
+        Some(decode_line(bytes, self.line, start).map(|l| (self.line, l.to_string())).map_err(LineError::from))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +121,19 @@ mod tests {
         assert_eq!(err, InvalidUtf8 { line: 1, column: 2, offset: 5 });
         let err = decode_line(b"x\xC0", 7, 100).unwrap_err();
         assert_eq!(err, InvalidUtf8 { line: 7, column: 2, offset: 101 });
+    }
+
+    #[test]
+    fn lines_are_numbered_stripped_and_checked() {
+        let text: &[u8] = b"\xEF\xBB\xBFa\r\n\nb\nc\xFF\n";
+        let lines: Vec<_> = TextLines::new(text).collect();
+        let ok: Vec<(usize, String)> = lines[..3].iter().map(|l| l.as_ref().unwrap().clone()).collect();
+        assert_eq!(ok, [(1, "a".to_string()), (2, String::new()), (3, "b".to_string())]);
+        match &lines[3] {
+            Err(LineError::Utf8(e)) => assert_eq!(*e, InvalidUtf8 { line: 4, column: 2, offset: 10 }),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(lines.len(), 4);
     }
 
     #[test]

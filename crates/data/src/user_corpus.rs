@@ -12,14 +12,12 @@
 //! JSONL, the 1-based row for columnar files). Extra columns are ignored.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::corpus::{Example, ParallelCorpus, ParallelCorpusBuilder};
 use crate::error::{DataError, Result};
-use crate::text::{UTF8_BOM, decode_line};
+use crate::text::TextLines;
 
 /// Loads a user corpus, choosing the reader by file extension. The corpus is named after the
 /// file stem.
@@ -95,30 +93,10 @@ impl<'a> RowSink<'a> {
 
 /// Reads a JSONL corpus.
 pub fn load_jsonl(path: &Path) -> Result<ParallelCorpus> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut reader = BufReader::new(file);
     let mut sink = RowSink::new(path);
-    let mut buf = Vec::new();
-    let mut line_no = 0;
-    let mut offset = 0;
-    loop {
-        // Lines are read as bytes and decoded here, not with `lines()`: its UTF-8 error is an
-        // io::Error without the line, and a user needs the line to find a stray Latin-1 byte.
-        buf.clear();
-        let read = reader.read_until(b'\n', &mut buf).map_err(|e| DataError::io(path, e))?;
-        if read == 0 {
-            break;
-        }
-        line_no += 1;
-        let mut start = offset;
-        offset += read;
-        let mut bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        if line_no == 1 && bytes.starts_with(UTF8_BOM) {
-            bytes = &bytes[UTF8_BOM.len()..];
-            start += UTF8_BOM.len();
-        }
-        let line = decode_line(bytes, line_no, start).map_err(|place| DataError::Utf8 { path: path.to_path_buf(), place })?;
+    for line in TextLines::open(path).map_err(|e| DataError::io(path, e))? {
+        let (line_no, line) = line.map_err(|e| DataError::line(path, e))?;
+        let line = line.as_str();
         if line.trim().is_empty() {
             continue;
         }
