@@ -11,7 +11,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use hybrid_ir_model::{DeviceSpec, LoadOptions, SentenceEncoder, TextKind};
-use indicatif::{ProgressBar, ProgressStyle};
+use hybrid_ir_train::Progress;
 
 use crate::usage::{input_dir, input_file, usage};
 
@@ -101,11 +101,7 @@ pub fn run(args: &EncodeArgs) -> Result<()> {
         model.pipeline.prefixes.prefix(args.kind),
         args.device
     );
-    let bar = ProgressBar::new(rows.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} rows, {per_sec}, eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = Progress::new(true, "encoding", "rows", rows.len() as u64);
     let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
     let embeddings = model.encode(&texts, args.kind, args.batch_size, |done| bar.set_position(done as u64))?;
     bar.finish();

@@ -11,7 +11,7 @@ use hybrid_ir_metrics::{
     read_embeddings, table, write_embeddings,
 };
 use hybrid_ir_model::{DeviceSpec, LoadOptions, ModelInfo, PrefixConfig, PrefixStyle, TextPipeline};
-use indicatif::{ProgressBar, ProgressStyle};
+use hybrid_ir_train::Progress;
 
 use crate::usage::{UsageError, flag_value, input_dir, input_file, usage};
 
@@ -228,15 +228,10 @@ fn encode_with_model(
         args.max_len,
         args.candidate_text
     );
-    let bar = ProgressBar::new(tokenized.num_texts() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} texts, {per_sec}, ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = Progress::new(true, &format!("encoding {}", info.name), "texts", tokenized.num_texts() as u64);
     let started = std::time::Instant::now();
     let embeddings = tokenized.encode(&encoder, &pipeline, args.batch_size, |n| bar.set_position(n as u64))?;
-    bar.finish_and_clear();
+    bar.finish();
     tracing::info!("encoded {} texts in {:.1} s", tokenized.num_texts(), started.elapsed().as_secs_f64());
     Ok((tokenized.benchmark, embeddings))
 }

@@ -9,8 +9,8 @@ use hybrid_ir_data::{LareqaBenchmark, ParallelCorpus, RetrievalBenchmark, resolv
 use hybrid_ir_loss::ScoreFn;
 use hybrid_ir_model::DeviceSpec;
 use hybrid_ir_train::mine::ScoreSummary;
+use hybrid_ir_train::progress::Progress;
 use hybrid_ir_train::{CandidatePool, MineOptions, NegativeChoice, load_encoder, mine_negatives};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::usage::{flag_value, input_dir, usage};
 
@@ -186,15 +186,10 @@ pub fn run(args: &MineArgs) -> Result<()> {
         pool.len(),
         args.device
     );
-    let bar = ProgressBar::new((corpus.num_examples() + pool.len()) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} texts, {per_sec}, ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = Progress::new(true, "mining: embedding queries and pool", "texts", (corpus.num_examples() + pool.len()) as u64);
     let started = std::time::Instant::now();
     let mined = mine_negatives(&model, &pipeline, &corpus, &pool, &args.options(), |n| bar.set_position(n as u64))?;
-    bar.finish_and_clear();
+    bar.finish();
     tracing::info!("mined in {:.1} s", started.elapsed().as_secs_f64());
     if mined.rows.is_empty() {
         bail!("no row of `{}` has a passage that passes the filters; nothing written (loosen --range-*, --margin, --*-score)", corpus.name());

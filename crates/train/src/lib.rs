@@ -14,6 +14,7 @@
 //! - [`runlog`]: `metrics.jsonl`, `loss.svg`, `run.md`.
 //! - [`mine_negatives`]: hard negatives mined with a model from a corpus (sentence-transformers'
 //!   options), written as a user corpus the trainer reads.
+//! - [`progress`]: a bar on a terminal, bounded-rate log lines in a file.
 //! - [`export_run`]: a run's checkpoint → Hugging Face / sentence-transformers directory.
 //! - [`reproduce`]: the paper's sampler comparison (Tables 1 and 2) at a chosen budget, with
 //!   [`hybrid_ir_model::FrozenPrefixCache`] sharing the frozen bottom of the encoder across the evaluated models.
@@ -34,6 +35,7 @@ pub mod error;
 pub mod export;
 pub mod from_config;
 pub mod mine;
+pub mod progress;
 pub mod reproduce;
 pub mod runlog;
 pub mod schedule;
@@ -49,6 +51,7 @@ pub use error::{Result, TrainError};
 pub use export::{RunModel, export_run, load_encoder, load_run_model};
 pub use from_config::{builder_from_config, load_corpora, train};
 pub use mine::{CandidatePool, MineOptions, MinedCorpus, NegativeChoice, mine_negatives};
+pub use progress::{LineLog, LineSchedule, Progress, ProgressMode};
 pub use step::{StepGradients, StepRunner, StepSettings, step_seed};
 pub use trainer::{
     RunOptions, RunRecord, RunSummary, StopReason, Trainer, TrainerBuilder, TrainerSettings, install_ctrlc_handler,

@@ -35,7 +35,6 @@ use hybrid_ir_metrics::{
     compare_report_seeds, holm_jointly,
 };
 use hybrid_ir_model::{AnyEncoder, FrozenPrefixCache, load_module_into};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CheckpointDir, Pointer, verify};
@@ -45,6 +44,7 @@ use crate::config::{
 };
 use crate::error::{Result, TrainError};
 use crate::from_config::{model_info, pipeline, train};
+use crate::progress::Progress;
 use crate::trainer::{RunOptions, StopReason};
 
 /// The objective of every run, and which negatives it sees.
@@ -302,15 +302,8 @@ fn run_config(opts: &ReproduceOptions, train_corpus: &str, alpha: f64, seed: u64
     Ok(config)
 }
 
-fn bar(progress: bool, len: u64, what: &str) -> ProgressBar {
-    let bar = if progress { ProgressBar::new(len) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} {msg} ETA {eta_precise}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
+fn bar(progress: bool, len: u64, what: &str) -> Progress {
+    Progress::new(progress, what, "texts", len)
 }
 
 /// Trains (or reuses) one model per α on `train_corpus` and evaluates them and the start
@@ -372,7 +365,7 @@ fn direction(
             let c = FrozenPrefixCache::build(bert, &bench.candidates, pipeline.pad_id(), frozen, opts.eval_batch_size, |d| {
                 b.set_position(nq + d as u64)
             })?;
-            b.finish_and_clear();
+            b.finish();
             Some((q, c))
         }
         AnyEncoder::Static(_) => None,
@@ -387,7 +380,7 @@ fn direction(
             },
             _ => bench.encode(model, &pipeline, opts.eval_batch_size, |d| b.set_position(d as u64))?,
         };
-        b.finish_and_clear();
+        b.finish();
         // Per-query values feed the paired tests between samplers; they are dropped from
         // results.json afterwards (they would add megabytes per model).
         let report = bench.evaluate_embeddings_with(embeddings, &EvalOptions { per_query: true, ..EvalOptions::default() })?;

@@ -17,7 +17,6 @@ use hybrid_ir_eval::TokenizedBenchmark;
 use hybrid_ir_loss::ContrastiveLoss;
 use hybrid_ir_metrics::LareqaReport;
 use hybrid_ir_model::{Backbone, TextPipeline, count_parameters, load_module_into, save_module};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{
@@ -27,6 +26,7 @@ use crate::checkpoint::{
 use crate::config::{OptimSection, ScheduleSection};
 use crate::encode::TokenizedBatch;
 use crate::error::{Result, TrainError};
+use crate::progress::{Progress, ProgressMode};
 use crate::runlog::{MetricsEvent, MetricsLog, git_commit};
 use crate::schedule::LrSchedule;
 use crate::step::{StepRunner, StepSettings, step_seed};
@@ -555,13 +555,8 @@ impl<B: Backbone> Trainer<B> {
             self.validate_now()?;
             self.best_val = self.best_val.map(|(_, l)| (0, l));
         }
-        let bar = if options.progress { ProgressBar::new(total) } else { ProgressBar::hidden() };
-        bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] step {pos}/{len} {msg} ETA {eta_precise}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_position(self.step);
+        let what = format!("training {}", self.run_dir.display());
+        let bar = Progress::with_mode(ProgressMode::detect(options.progress), &what, "steps", total, self.step);
         let mut last_loss = None;
         let mut stop = StopReason::Completed;
         while self.step < total {
@@ -612,7 +607,7 @@ impl<B: Backbone> Trainer<B> {
                 break;
             }
         }
-        bar.finish_and_clear();
+        bar.finish();
         if self.last_saved != Some(self.step) {
             // Resumed at the final step, or nothing saved yet: make `last` current.
             self.save(false)?;
