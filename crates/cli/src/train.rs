@@ -269,7 +269,9 @@ SEEDS AND SIGNIFICANCE:\n  \
     column. Every pair of samplers is compared on every headline metric with a paired randomisation\n\
     test over the evaluation queries (--resamples sign flips, bootstrap interval of the difference,\n\
     Holm over the comparisons). Cost: N times the training; evaluation grows by N models.\n\
-    Measured on 2 vCPUs (Intel Xeon): SEEDS_TIMING\n\n\
+    Measured on 2 vCPUs (Intel Xeon): the example above (9 static models + evaluation) took 43 min\n\
+    with other jobs beside it (15 CPU-minutes); the transformer main job costs ~4 min per model and\n\
+    seed idle, so --one-way --seeds 3 is ~40 min. The paired tests add ~1 min per direction.\n\n\
 HARD NEGATIVES:\n  \
     hybrid-ir mine --model models/multilingual-e5-small --corpus mlqa-r --out runs/mlqa-r-mined.jsonl\n  \
     hybrid-ir reproduce --train runs/mlqa-r-mined.jsonl --one-way --loss paper --out runs/paper\n\
