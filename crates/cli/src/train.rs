@@ -9,7 +9,8 @@ use hybrid_ir_data::sampler::SamplerKind;
 use hybrid_ir_metrics::PairedTestOptions;
 use hybrid_ir_train::reproduce::{ReproduceLoss, ReproduceOptions, reproduce};
 use hybrid_ir_train::{
-    BackboneChoice, RunOptions, StaticInitChoice, StopReason, TrainConfig, TrainError, export_run, install_ctrlc_handler, train,
+    BackboneChoice, ExportOptions, RunOptions, StaticInitChoice, StopReason, TrainConfig, TrainError, export_run_with,
+    install_ctrlc_handler, train,
 };
 
 use crate::usage::{UsageError, flag_value, input_dir, input_file, usage};
@@ -230,7 +231,9 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
 #[derive(Args, Debug)]
 #[command(after_help = "EXAMPLE:\n  hybrid-ir export --run runs/my-run --out exported/my-model\n\n\
     The output loads with sentence-transformers (SentenceTransformer(DIR)) and transformers\n\
-    (AutoModel.from_pretrained(DIR)), with the trained prefixes, pooling and max length.")]
+    (AutoModel.from_pretrained(DIR)), with the trained prefixes, pooling and max length. It holds\n\
+    a model card (README.md: base model, data, sampler, loss, hyperparameters, evaluation, usage,\n\
+    citation) and, when the run was evaluated, the mAP heatmap (heatmap.svg).")]
 pub struct ExportArgs {
     /// Run directory (holds config.toml and checkpoints/).
     #[arg(long, value_name = "DIR")]
@@ -241,12 +244,20 @@ pub struct ExportArgs {
     /// Export the last checkpoint instead of the best (lowest validation loss).
     #[arg(long)]
     pub last: bool,
+    /// Hugging Face id of the base model for the card's `base_model` field (e.g.
+    /// intfloat/multilingual-e5-small); known for the models `cargo xtask fetch-models` provides.
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub base_model: Option<String>,
+    /// Write no model card (README.md, heatmap.svg).
+    #[arg(long)]
+    pub no_card: bool,
 }
 
 /// Runs `hybrid-ir export`.
 pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
     input_dir("--run", &args.run, "a run directory")?;
-    export_run(&args.run, &args.out, args.last).with_context(|| format!("exporting {}", args.run.display()))?;
+    let options = ExportOptions { prefer_last: args.last, base_model_id: args.base_model.clone(), no_card: args.no_card };
+    export_run_with(&args.run, &args.out, &options).with_context(|| format!("exporting {}", args.run.display()))?;
     println!("wrote {}", args.out.display());
     Ok(())
 }

@@ -15,7 +15,8 @@
 //! - [`mine_negatives`]: hard negatives mined with a model from a corpus (sentence-transformers'
 //!   options), written as a user corpus the trainer reads.
 //! - [`progress`]: a bar on a terminal, bounded-rate log lines in a file.
-//! - [`export_run`]: a run's checkpoint → Hugging Face / sentence-transformers directory.
+//! - [`export_run`]: a run's checkpoint → Hugging Face / sentence-transformers directory, with a
+//!   model card ([`card`]).
 //! - [`reproduce`]: the paper's sampler comparison (Tables 1 and 2) at a chosen budget, with
 //!   [`hybrid_ir_model::FrozenPrefixCache`] sharing the frozen bottom of the encoder across the evaluated models.
 //!
@@ -28,6 +29,7 @@
 //! ```
 
 pub mod adamw;
+pub mod card;
 pub mod checkpoint;
 pub mod config;
 pub mod encode;
@@ -48,7 +50,8 @@ pub use config::{
 };
 pub use encode::TokenizedBatch;
 pub use error::{Result, TrainError};
-pub use export::{RunModel, export_run, load_encoder, load_run_model};
+pub use card::ModelCard;
+pub use export::{ExportOptions, RunModel, export_run, export_run_with, load_encoder, load_run_model};
 pub use from_config::{builder_from_config, load_corpora, train};
 pub use mine::{CandidatePool, MineOptions, MinedCorpus, NegativeChoice, mine_negatives};
 pub use progress::{LineLog, LineSchedule, Progress, ProgressMode};
