@@ -359,13 +359,13 @@ pub fn find_evaluation(run_dir: &Path) -> Result<Option<CardEvaluation>> {
         let text = std::fs::read_to_string(&metrics).map_err(|e| TrainError::io(&metrics, e))?;
         // A line that does not parse is skipped here: the card is a summary, and the trainer
         // itself reports a damaged log when it resumes.
-        let last = text.lines().filter_map(|l| serde_json::from_str::<MetricsEvent>(l).ok()).filter_map(|e| match e {
+        let mut evals = text.lines().filter_map(|l| serde_json::from_str::<MetricsEvent>(l).ok()).filter_map(|e| match e {
             MetricsEvent::Eval { step, benchmark, map_mono, map_cross, map_multi, rank_distance } => {
                 Some(CardEvaluation::Macro { step, benchmark, map: [map_mono, map_cross, map_multi], rank_distance })
             }
             _ => None,
         });
-        return Ok(last.last());
+        return Ok(evals.next_back());
     }
     Ok(None)
 }

@@ -158,7 +158,8 @@ impl LineLog {
     }
 
     fn tenths(&self, pos: u64) -> u64 {
-        if self.total == 0 { 10 } else { (pos.min(self.total) * 10) / self.total }
+        // An empty phase is all done.
+        (pos.min(self.total) * 10).checked_div(self.total).unwrap_or(10)
     }
 
     fn suffix(&self) -> String {
