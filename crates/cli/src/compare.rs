@@ -6,20 +6,34 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use hybrid_ir_metrics::{HeadlineMetric, LareqaReport, PairedTestOptions, ReportComparison, compare_report_seeds};
+use hybrid_ir_data::RetrievalBenchmark;
+use hybrid_ir_metrics::{
+    EvalOptions, HeadlineMetric, LareqaReport, PairedTestOptions, ReportComparison, compare_report_seeds, evaluate_benchmark,
+    read_embeddings,
+};
 
 use crate::usage::{input_file, usage};
 
 /// Arguments of `hybrid-ir eval compare`.
 #[derive(clap::Args, Debug)]
 pub struct CompareArgs {
-    /// Report(s) of system A: `eval --per-query --out A.json`. Several comma-separated reports
-    /// (one per training seed) are averaged per query before the test.
-    #[arg(value_name = "A.json[,A2.json...]")]
+    /// Report(s) of system A: `eval --per-query --out A.json`, or embeddings files
+    /// (`eval --save-embeddings A.parquet`, evaluated here on --benchmark). Several
+    /// comma-separated ones (one per training seed) are averaged per query before the test.
+    #[arg(value_name = "A.json|A.parquet[,A2...]")]
     pub a: String,
     /// Report(s) of system B, as for A (same benchmark, same queries).
-    #[arg(value_name = "B.json[,B2.json...]")]
+    #[arg(value_name = "B.json|B.parquet[,B2...]")]
     pub b: String,
+    /// Benchmark the embeddings files are evaluated on (xquad-r or mlqa-r); needed for .parquet inputs.
+    #[arg(long)]
+    pub benchmark: Option<String>,
+    /// Only these languages of --benchmark (comma-separated), as the embeddings were saved.
+    #[arg(long, value_delimiter = ',')]
+    pub languages: Vec<String>,
+    /// Data root holding xquad-r/ and mlqa-r/ (default: $HYBRID_IR_DATA, then ../shared/data).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     /// Resamples of the randomisation test and of the bootstrap interval.
     #[arg(long, default_value_t = 10_000)]
     pub resamples: usize,
@@ -55,6 +69,13 @@ fn read_report(path: &Path) -> Result<LareqaReport> {
     Ok(report)
 }
 
+/// An embeddings file (`eval --save-embeddings`) evaluated on `benchmark` with per-query values.
+fn evaluate_embeddings_file(path: &Path, benchmark: &RetrievalBenchmark) -> Result<LareqaReport> {
+    input_file("embeddings", path)?;
+    let embeddings = read_embeddings(path)?.align(benchmark).with_context(|| format!("{}: aligning to {}", path.display(), benchmark.name))?;
+    Ok(evaluate_benchmark(benchmark, &embeddings, &EvalOptions { per_query: true, ..EvalOptions::default() })?)
+}
+
 /// Runs `hybrid-ir eval compare`.
 pub fn run(args: &CompareArgs) -> Result<()> {
     if args.resamples == 0 {
@@ -74,8 +95,22 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     if let Some(out) = &args.out {
         crate::output::check_output("--out", out, &inputs, args.force)?;
     }
-    let a: Vec<LareqaReport> = paths_a.iter().map(|p| read_report(p)).collect::<Result<_>>()?;
-    let b: Vec<LareqaReport> = paths_b.iter().map(|p| read_report(p)).collect::<Result<_>>()?;
+    let is_embeddings = |p: &PathBuf| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    let benchmark = if inputs.iter().any(|p| is_embeddings(&p.to_path_buf())) {
+        let Some(name) = &args.benchmark else {
+            usage!("embeddings files (.parquet) are evaluated on a benchmark: add --benchmark xquad-r or mlqa-r");
+        };
+        let root = crate::data::data_root(args.data.as_deref())?;
+        Some(hybrid_ir_eval::load_benchmark(name, Some(&root), &args.languages).with_context(|| format!("loading {name}"))?)
+    } else {
+        None
+    };
+    let read = |p: &PathBuf| match &benchmark {
+        Some(bench) if is_embeddings(p) => evaluate_embeddings_file(p, bench),
+        _ => read_report(p),
+    };
+    let a: Vec<LareqaReport> = paths_a.iter().map(read).collect::<Result<_>>()?;
+    let b: Vec<LareqaReport> = paths_b.iter().map(read).collect::<Result<_>>()?;
     let options = PairedTestOptions { resamples: args.resamples, seed: args.seed, confidence: args.confidence, alpha: args.alpha };
     let comparison = compare_report_seeds(&a.iter().collect::<Vec<_>>(), &b.iter().collect::<Vec<_>>(), &options)
         .context("comparing the reports")?;

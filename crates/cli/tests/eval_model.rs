@@ -87,15 +87,28 @@ fn eval_compare_finds_a_real_difference_and_none_between_a_model_and_itself() {
     let dir = tempfile::tempdir().unwrap();
     let (full, cut, plain) = (dir.path().join("full.json"), dir.path().join("cut.json"), dir.path().join("plain.json"));
     let (model_s, full_s, cut_s) = (model.to_str().unwrap(), full.to_str().unwrap(), cut.to_str().unwrap());
-    let eval = |max_len: &str, out: &str| {
-        ok(&["eval", "--benchmark", "xquad-r", "--languages", "en,es", "--model", model_s, "--max-len", max_len, "--out", out, "--per-query"]);
+    let emb = dir.path().join("full.parquet");
+    let emb_s = emb.to_str().unwrap();
+    let eval = |max_len: &str, out: &str, extra: &[&str]| {
+        let mut args =
+            vec!["eval", "--benchmark", "xquad-r", "--languages", "en,es", "--model", model_s, "--max-len", max_len, "--out", out, "--per-query"];
+        args.extend(extra);
+        ok(&args);
     };
     // The same model with texts cut to 5 tokens ([CLS], 3 word pieces, [SEP]) retrieves worse.
-    eval("64", full_s);
-    eval("5", cut_s);
+    eval("64", full_s, &["--save-embeddings", emb_s]);
+    eval("5", cut_s, &[]);
     let table = ok(&["eval", "compare", full_s, cut_s, "--resamples", "2000"]);
     let row = |metric: &str| table.lines().find(|l| l.starts_with(&format!("| {metric} |"))).unwrap_or_else(|| panic!("{metric}:\n{table}")).to_string();
     assert!(row("map_mono").ends_with("| yes, A better |"), "{table}");
+    // An embeddings file is evaluated on --benchmark first: the same rows as its report.
+    let from_embeddings =
+        ok(&["eval", "compare", emb_s, cut_s, "--resamples", "2000", "--benchmark", "xquad-r", "--languages", "en,es"]);
+    let rows = |t: &str| t.lines().filter(|l| l.starts_with("| ")).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(rows(&from_embeddings), rows(&table));
+    let out = hybrid_ir(&["eval", "compare", emb_s, cut_s]);
+    assert_eq!(out.status.code(), Some(2), "a .parquet input needs --benchmark");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--benchmark"));
     let same = ok(&["eval", "compare", full_s, full_s, "--resamples", "2000"]);
     assert!(same.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| metric")).all(|l| l.ends_with("| no |")), "{same}");
     assert!(same.contains("| +0.0000 |"), "a model against itself differs by 0:\n{same}");
