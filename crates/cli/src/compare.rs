@@ -95,8 +95,8 @@ pub fn run(args: &CompareArgs) -> Result<()> {
     if let Some(out) = &args.out {
         crate::output::check_output("--out", out, &inputs, args.force)?;
     }
-    let is_embeddings = |p: &PathBuf| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-    let benchmark = if inputs.iter().any(|p| is_embeddings(&p.to_path_buf())) {
+    let is_embeddings = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    let benchmark = if inputs.iter().any(|p| is_embeddings(p)) {
         let Some(name) = &args.benchmark else {
             usage!("embeddings files (.parquet) are evaluated on a benchmark: add --benchmark xquad-r or mlqa-r");
         };

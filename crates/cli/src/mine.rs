@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use hybrid_ir_data::{LareqaBenchmark, ParallelCorpus, RetrievalBenchmark, resolve_data_dir, write_user_corpus};
-use hybrid_ir_loss::ScoreFn;
+use hybrid_ir_metrics::ScoreFunction;
 use hybrid_ir_model::DeviceSpec;
 use hybrid_ir_train::mine::ScoreSummary;
 use hybrid_ir_train::progress::Progress;
@@ -33,12 +33,8 @@ fn parse_choice(s: &str) -> Result<NegativeChoice, String> {
     }
 }
 
-fn parse_score(s: &str) -> Result<ScoreFn, String> {
-    match s {
-        "cosine" => Ok(ScoreFn::Cosine),
-        "dot" => Ok(ScoreFn::Dot),
-        other => Err(format!("`{other}`: expected cosine or dot")),
-    }
+fn parse_score(s: &str) -> Result<ScoreFunction, String> {
+    ScoreFunction::parse(s).map_err(|e| e.to_string())
 }
 
 /// `hybrid-ir mine`.
@@ -107,7 +103,7 @@ pub struct MineArgs {
     pub seed: u64,
     /// Score: cosine or dot.
     #[arg(long, default_value = "cosine", value_parser = parse_score)]
-    pub score: ScoreFn,
+    pub score: ScoreFunction,
     /// Truncation in tokens (default: the model's max length, or the run's trained lengths).
     #[arg(long, value_name = "N")]
     pub max_len: Option<usize>,
@@ -209,7 +205,7 @@ pub fn run(args: &MineArgs) -> Result<()> {
     );
     let pools: Vec<String> = mined.pool_sizes.iter().map(|(l, n)| format!("{l} {n}")).collect();
     println!("pool passages per language: {}", pools.join(", "));
-    println!("\nscores ({}) | count | mean | min | p10 | p25 | median | p75 | p90 | max", score_name(args.score));
+    println!("\nscores ({}) | count | mean | min | p10 | p25 | median | p75 | p90 | max", args.score.name());
     println!("---|---:|---:|---:|---:|---:|---:|---:|---:|---:");
     for (name, summary) in mined.summaries() {
         if let Some(ScoreSummary { count, mean, quantiles }) = summary {
@@ -218,11 +214,4 @@ pub fn run(args: &MineArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn score_name(score: ScoreFn) -> &'static str {
-    match score {
-        ScoreFn::Cosine => "cosine",
-        ScoreFn::Dot => "dot",
-    }
 }

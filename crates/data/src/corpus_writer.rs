@@ -6,8 +6,7 @@
 //!
 //! The file appears whole or not at all: it is written beside its final name and renamed.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{DataError, Result};
@@ -71,7 +70,7 @@ pub fn write_user_corpus(path: &Path, rows: &[CorpusRow]) -> Result<()> {
         "parquet" => columnar::parquet_bytes(path, rows)?,
         _ => return Err(format_error("unknown output format: use .jsonl or .parquet".into())),
     };
-    write_whole(path, &bytes)
+    crate::fs::write_atomic(path, &bytes).map_err(|e| DataError::io(path, e))
 }
 
 fn jsonl_bytes(rows: &[CorpusRow]) -> Vec<u8> {
@@ -101,22 +100,6 @@ fn jsonl_bytes(rows: &[CorpusRow]) -> Vec<u8> {
         out.push(b'\n');
     }
     out
-}
-
-/// Writes `bytes` next to `path` and renames it into place, so a reader never sees half a file.
-fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "corpus".into());
-    let tmp: PathBuf = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        DataError::io(path, e)
-    })
 }
 
 #[cfg(not(feature = "parquet"))]

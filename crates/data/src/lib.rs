@@ -4,6 +4,7 @@ pub mod benchmark;
 pub mod corpus;
 pub mod corpus_writer;
 pub mod error;
+pub mod fs;
 pub mod lareqa;
 pub mod paths;
 pub mod sampler;

@@ -43,7 +43,7 @@ pub use measures::{Measure, MeasureFn, Metric, QueryRanks};
 pub use rank::{ScoreFunction, ranks_of};
 pub use significance::{
     MetricComparison, PairedComparison, PairedTestOptions, ReportComparison, SeedSummary, combine_seeds, compare_report_seeds, compare_reports,
-    holm, holm_jointly, mean_over_seeds, paired_test,
+    holm, holm_jointly, mean_over_seeds, paired_test, quantile,
 };
 pub use trec::{Qrels, Run, TrecReport, evaluate_run};
 

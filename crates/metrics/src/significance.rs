@@ -199,8 +199,8 @@ fn bootstrap_interval(w: &[f64], wd: &[f64], options: &PairedTestOptions) -> (f6
 }
 
 /// Quantile `p` of sorted, non-empty values, interpolating linearly between order statistics
-/// (R's type 7, numpy's default).
-fn quantile(sorted: &[f64], p: f64) -> f64 {
+/// (R's type 7, numpy's default). `p` in [0, 1].
+pub fn quantile(sorted: &[f64], p: f64) -> f64 {
     let h = (sorted.len() - 1) as f64 * p;
     let lo = h.floor() as usize;
     let hi = (lo + 1).min(sorted.len() - 1);

@@ -142,26 +142,10 @@ fn fsync_file(path: &Path) -> Result<()> {
     File::open(path).and_then(|f| f.sync_all()).map_err(|e| TrainError::io(path, e))
 }
 
-fn fsync_dir(path: &Path) {
-    // Directory fsync makes renames durable on Linux; not all platforms allow opening a dir.
-    if let Ok(dir) = File::open(path) {
-        let _ = dir.sync_all();
-    }
-}
-
-/// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
+/// Writes `bytes` to `path` atomically ([`hybrid_ir_data::fs::write_atomic`]: temp file in the
+/// same directory, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    {
-        let mut f = File::create(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| TrainError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| TrainError::io(&tmp, e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))?;
-    fsync_dir(dir);
-    Ok(())
+    hybrid_ir_data::fs::write_atomic(path, bytes).map_err(|e| TrainError::io(path, e))
 }
 
 /// Name of the checkpoint directory of `step`.
@@ -209,7 +193,7 @@ impl CheckpointDir {
         }
         let manifest = serde_json::to_vec_pretty(&Manifest { files }).expect("manifest serialises");
         write_atomic(&tmp.join(MANIFEST_FILE), &manifest)?;
-        fsync_dir(&tmp);
+        hybrid_ir_data::fs::fsync_dir(&tmp);
         let dest = self.root.join(&name);
         if dest.exists() {
             // Re-saving the same step (e.g. resumed and stopped again at once): replace it. The
@@ -221,7 +205,7 @@ impl CheckpointDir {
         } else {
             std::fs::rename(&tmp, &dest).map_err(|e| TrainError::io(&dest, e))?;
         }
-        fsync_dir(&self.root);
+        hybrid_ir_data::fs::fsync_dir(&self.root);
         Ok(dest)
     }
 

@@ -26,9 +26,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use hybrid_ir_data::{CorpusRow, ParallelCorpus, RetrievalBenchmark, RowScores};
-use hybrid_ir_loss::ScoreFn;
+use hybrid_ir_metrics::rank::normalize_rows;
+use hybrid_ir_metrics::{ScoreFunction, quantile};
 use hybrid_ir_model::{Backbone, TextKind, TextPipeline};
-use ndarray::{Array2, Axis, s};
+use ndarray::{Axis, s};
 use rand::SeedableRng;
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
@@ -73,7 +74,7 @@ pub struct MineOptions {
     /// Seed of the `random` choice.
     pub seed: u64,
     /// Score: cosine (the paper's and the loss's default) or dot product.
-    pub score: ScoreFn,
+    pub score: ScoreFunction,
     /// Texts per encoder batch.
     pub batch_size: usize,
 }
@@ -90,7 +91,7 @@ impl Default for MineOptions {
             num_negatives: 1,
             choice: NegativeChoice::Top,
             seed: 42,
-            score: ScoreFn::Cosine,
+            score: ScoreFunction::Cosine,
             batch_size: 64,
         }
     }
@@ -167,7 +168,7 @@ impl CandidatePool {
         let mut pool = CandidatePool { passages: vec![Vec::new(); n], index: vec![HashMap::new(); n] };
         for g in corpus.groups() {
             for (l, ex) in &g.versions {
-                pool.add(*l as usize, &ex.positive, Some(g.cluster));
+                pool.add(*l as usize, &ex.positive, [g.cluster]);
             }
         }
         pool
@@ -181,37 +182,37 @@ impl CandidatePool {
         let cluster_of: HashMap<&str, u32> = corpus.groups().iter().map(|g| (&*g.id, g.cluster)).collect();
         for c in &benchmark.candidates {
             let Some(l) = corpus.language_index(&c.lang) else { continue };
-            let i = self.add(l as usize, &c.sentence, None);
-            for id in &c.answers {
-                let cluster = *cluster_of.get(&**id).ok_or_else(|| {
-                    TrainError::Other(format!(
-                        "benchmark `{}` candidate {} answers id `{id}`, which corpus `{}` does not have",
-                        benchmark.name,
-                        c.id,
-                        corpus.name()
-                    ))
-                })?;
-                let clusters = &mut self.passages[l as usize][i].clusters;
-                if let Err(at) = clusters.binary_search(&cluster) {
-                    clusters.insert(at, cluster);
-                }
-            }
+            let clusters = c
+                .answers
+                .iter()
+                .map(|id| {
+                    cluster_of.get(&**id).copied().ok_or_else(|| {
+                        TrainError::Other(format!(
+                            "benchmark `{}` candidate {} answers id `{id}`, which corpus `{}` does not have",
+                            benchmark.name,
+                            c.id,
+                            corpus.name()
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<u32>>>()?;
+            self.add(l as usize, &c.sentence, clusters);
         }
         Ok(())
     }
 
-    fn add(&mut self, lang: usize, text: &Arc<str>, cluster: Option<u32>) -> usize {
+    /// Adds `text` to language `lang` (once per distinct text) and marks it relevant to `clusters`.
+    fn add(&mut self, lang: usize, text: &Arc<str>, clusters: impl IntoIterator<Item = u32>) {
         let i = *self.index[lang].entry(text.clone()).or_insert_with(|| {
             self.passages[lang].push(PoolPassage { text: text.clone(), clusters: Vec::new() });
             self.passages[lang].len() - 1
         });
-        if let Some(cluster) = cluster {
-            let clusters = &mut self.passages[lang][i].clusters;
-            if let Err(at) = clusters.binary_search(&cluster) {
-                clusters.insert(at, cluster);
+        let known = &mut self.passages[lang][i].clusters;
+        for cluster in clusters {
+            if let Err(at) = known.binary_search(&cluster) {
+                known.insert(at, cluster);
             }
         }
-        i
     }
 
     /// The passages of language index `lang` (the corpus's numbering).
@@ -265,15 +266,10 @@ impl ScoreSummary {
         }
         let mut v: Vec<f64> = values.iter().map(|&x| f64::from(x)).collect();
         v.sort_by(f64::total_cmp);
-        let q = |p: f64| {
-            let h = (v.len() - 1) as f64 * p;
-            let (lo, hi) = (h.floor() as usize, (h.ceil() as usize).min(v.len() - 1));
-            v[lo] + (h - lo as f64) * (v[hi] - v[lo])
-        };
         Some(ScoreSummary {
             count: v.len(),
             mean: v.iter().sum::<f64>() / v.len() as f64,
-            quantiles: [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0].map(q),
+            quantiles: [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0].map(|p| quantile(&v, p)),
         })
     }
 }
@@ -350,9 +346,9 @@ pub fn mine_negatives<B: Backbone>(
         let base = done;
         let mut p = pipeline.encode(model, &texts, TextKind::Passage, options.batch_size, |n| progress(base + n))?;
         done += texts.len();
-        if options.score == ScoreFn::Cosine {
-            normalise_rows(&mut q);
-            normalise_rows(&mut p);
+        if options.score == ScoreFunction::Cosine {
+            normalize_rows(&mut q);
+            normalize_rows(&mut p);
         }
         for start in (0..rows.len()).step_by(QUERY_BLOCK) {
             let end = (start + QUERY_BLOCK).min(rows.len());
@@ -383,7 +379,7 @@ pub fn mine_negatives<B: Backbone>(
             out.short += usize::from(negatives.len() < options.num_negatives);
             out.rows.push(CorpusRow {
                 id: group.id.clone(),
-                lang: corpus.languages()[*l as usize].clone().into(),
+                lang: corpus.languages()[*l as usize].clone(),
                 query: ex.query.clone(),
                 positive: ex.positive.clone(),
                 context: ex.context.clone(),
@@ -425,15 +421,6 @@ fn choose(
             let mut picked = sample(&mut rng, window.len(), n).into_vec();
             picked.sort_unstable();
             picked.into_iter().map(|i| window[i]).collect()
-        }
-    }
-}
-
-fn normalise_rows(m: &mut Array2<f32>) {
-    for mut row in m.rows_mut() {
-        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            row.mapv_inplace(|x| x / norm);
         }
     }
 }

@@ -411,8 +411,7 @@ fn direction(
             .or(ckpts.resolve(Pointer::Last)?)
             .ok_or_else(|| TrainError::checkpoint(ckpts.root(), "the finished run has no checkpoint"))?;
         let model = load_module_into(info.skeleton(&plain), &verify(&dir)?.model_path())?.valid();
-        let shown = if opts.seeds > 1 { format!("{label} (seed {seed})") } else { label.clone() };
-        let report = evaluate(&model, &shown)?;
+        let report = evaluate(&model, &shown_label(&label, Some(seed), opts.seeds))?;
         // The report with its per-query values, beside the run: what `hybrid-ir eval compare`
         // reads to test models of different `reproduce` invocations (e.g. with and without
         // mined negatives) against each other.
@@ -502,8 +501,13 @@ pub fn reproduce(opts: &ReproduceOptions, stop: Option<Arc<AtomicBool>>) -> Resu
         return Err(TrainError::Other(format!("alpha {a} is outside [0, 1]")));
     }
     let labels: Vec<String> = opts.alphas.iter().map(|&a| sampler_label(a)).collect();
-    if let Some((i, l)) = labels.iter().enumerate().find(|(i, l)| labels[..*i].contains(l)) {
-        return Err(TrainError::Other(format!("alphas {} and {} are both {l}: give each sampler once", opts.alphas[labels.iter().position(|x| x == l).unwrap_or(0)], opts.alphas[i])));
+    for (i, label) in labels.iter().enumerate() {
+        if let Some(first) = labels[..i].iter().position(|l| l == label) {
+            return Err(TrainError::Other(format!(
+                "alphas {} and {} are both {label}: give each sampler once",
+                opts.alphas[first], opts.alphas[i]
+            )));
+        }
     }
     if opts.seeds == 0 {
         return Err(TrainError::Other("seeds 0: train at least one seed per sampler".into()));
@@ -560,10 +564,7 @@ pub fn render_markdown(results: &[DirectionResult], opts: &ReproduceOptions, sec
         opts.loss.name(),
         seconds / 60.0
     );
-    let shown = |m: &ModelResult| match m.seed {
-        Some(seed) if opts.seeds > 1 => format!("{} (seed {seed})", m.label),
-        _ => m.label.clone(),
-    };
+    let shown = |m: &ModelResult| shown_label(&m.label, m.seed, opts.seeds);
     s += "**Table 1 style: mAP (macro average)**\n\n| train → eval | model | Mo. | Cr. | Mul. | val loss start → best (step) |\n|---|---|---:|---:|---:|---|\n";
     for d in results {
         for m in &d.models {
@@ -677,6 +678,14 @@ pub fn render_markdown(results: &[DirectionResult], opts: &ReproduceOptions, sec
         }
     }
     s
+}
+
+/// A model's name in tables and logs: its sampler label, with the seed when there are several.
+fn shown_label(label: &str, seed: Option<u64>, seeds: usize) -> String {
+    match seed {
+        Some(seed) if seeds > 1 => format!("{label} (seed {seed})"),
+        _ => label.to_string(),
+    }
 }
 
 /// Column title of a headline metric in the tables.
