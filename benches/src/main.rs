@@ -11,6 +11,7 @@ mod configs;
 mod machine;
 mod report;
 mod runs;
+mod search;
 
 use std::path::PathBuf;
 
@@ -41,6 +42,11 @@ enum Command {
     CompareDevices(runs::CompareArgs),
     /// Matrix-product throughput of a burn device (one JSON line).
     Gemm(runs::GemmArgs),
+    /// Exact top-k search vs FAISS IndexFlatIP on the same synthetic embeddings (a table).
+    Search(search::SearchArgs),
+    /// Our search alone on an index written by `speed search` (one JSON line; its child process).
+    #[command(hide = true)]
+    SearchRun(search::SearchRunArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +59,8 @@ fn main() -> std::process::ExitCode {
         Command::Eval(a) => runs::eval(&a),
         Command::CompareDevices(a) => runs::compare_devices(&a),
         Command::Gemm(a) => runs::gemm(&a),
+        Command::Search(a) => search::search(&a),
+        Command::SearchRun(a) => search::search_run(&a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

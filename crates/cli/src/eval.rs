@@ -8,7 +8,7 @@ use hybrid_ir_data::{LareqaBenchmark, RetrievalBenchmark};
 use hybrid_ir_eval::{CandidateText, EvalError, TokenizedBenchmark, load_benchmark};
 use hybrid_ir_metrics::{
     BenchmarkEmbeddings, EvalOptions, Metric, Qrels, Run, ScoreFunction, evaluate_benchmark, evaluate_run, heatmap::heatmap_svg,
-    read_embeddings, table, write_embeddings,
+    TrecReport, read_embeddings, table, write_embeddings,
 };
 use hybrid_ir_model::{DeviceSpec, LoadOptions, ModelInfo, PrefixConfig, PrefixStyle, TextPipeline};
 use hybrid_ir_train::Progress;
@@ -283,7 +283,17 @@ fn run_trec(args: &EvalArgs, qrels_path: &Path, run_path: &Path) -> Result<()> {
     };
     let qrels = Qrels::read(qrels_path)?;
     let run = Run::read(run_path)?;
-    let mut report = evaluate_run(&qrels, &run, &metrics);
+    let report = score_run(&qrels, qrels_path, &run, run_path, &metrics)?;
+    if let Some(out) = &args.out {
+        write_json(out, &report)?;
+    }
+    Ok(())
+}
+
+/// Scores `run` against `qrels` (trec_eval's conventions), prints the table and the counts of
+/// queries left out, and returns the report. Used by `eval --qrels --run` and `search --qrels`.
+pub(crate) fn score_run(qrels: &Qrels, qrels_path: &Path, run: &Run, run_path: &Path, metrics: &[Metric]) -> Result<TrecReport> {
+    let mut report = evaluate_run(qrels, run, metrics);
     // Nothing in common (an empty run, or one for other queries) would score 0 on every query.
     if report.queries == 0 || report.queries_missing_from_run == report.queries {
         bail!(
@@ -308,15 +318,20 @@ fn run_trec(args: &EvalArgs, qrels_path: &Path, run_path: &Path) -> Result<()> {
          queries without qrels left out",
         report.queries, report.queries_missing_from_run, report.queries_without_relevant, report.run_queries_without_qrels
     );
-    if let Some(out) = &args.out {
-        write_json(out, &report)?;
+    if report.run_queries_without_qrels > 0 {
+        tracing::warn!(
+            "{} queries of {} have no qrels in {} and are left out of the averages (trec_eval's convention)",
+            report.run_queries_without_qrels,
+            run_path.display(),
+            qrels_path.display()
+        );
     }
-    Ok(())
+    Ok(report)
 }
 
-fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    hybrid_ir_data::fs::write_atomic(path, (text + "\n").as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     tracing::info!("wrote {}", path.display());
     Ok(())
 }

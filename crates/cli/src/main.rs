@@ -6,6 +6,7 @@ mod encode;
 mod eval;
 mod mine;
 mod output;
+mod search;
 mod train;
 mod usage;
 
@@ -55,6 +56,12 @@ enum Command {
     /// language the model ranks highest, never one of the same id or answer cluster; writes a
     /// corpus with a `negative` column for `train` / `reproduce --loss paper`.
     Mine(mine::MineArgs),
+    /// Encode a document collection (JSONL, TSV or Parquet) once into a sharded, resumable index
+    /// of Parquet embeddings for `search`.
+    Index(search::IndexArgs),
+    /// Exact top-k retrieval from an index for a topics file: writes a TREC run, and with --qrels
+    /// scores it (nDCG@10, Recall@100, MRR@10, MAP).
+    Search(search::SearchArgs),
     /// Write a trained run's model as a Hugging Face + sentence-transformers directory.
     Export(train::ExportArgs),
     /// The paper's experiment: one model per sampler from the same start, evaluated zero-shot,
@@ -88,6 +95,8 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Train(args) => train::run_train(args),
         Command::Mine(args) => mine::run(args),
+        Command::Index(args) => search::run_index(args),
+        Command::Search(args) => search::run_search(args),
         Command::Export(args) => train::run_export(args),
         Command::Reproduce(args) => train::run_reproduce(args),
     };

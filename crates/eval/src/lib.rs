@@ -17,6 +17,57 @@ use hybrid_ir_data::{LareqaBenchmark, LareqaDataset, RetrievalBenchmark, resolve
 use hybrid_ir_metrics::{BenchmarkEmbeddings, EvalOptions, LareqaReport, evaluate_benchmark};
 use hybrid_ir_model::{Backbone, TextKind, TextPipeline, embed_sequences};
 
+/// The workspace's encoding pipeline ([`TextPipeline`] + any [`Backbone`]) as the search crate's
+/// [`TextEncoder`](hybrid_ir_search::TextEncoder): `hybrid-ir index` and `search` embed documents
+/// and queries through it, exactly as `encode` and `eval --model` do (one encoding path).
+pub struct PipelineTextEncoder<'a, B: Backbone> {
+    /// The model (a `valid()` one: no dropout, no graph).
+    pub model: &'a B,
+    /// Tokenizers, truncation and prefixes.
+    pub pipeline: &'a TextPipeline,
+    /// Texts per forward pass (batches are length-sorted).
+    pub batch_size: usize,
+    /// What the index manifest records as the encoder (e.g. `model multilingual-e5-small`).
+    pub description: String,
+}
+
+impl<B: Backbone> hybrid_ir_search::TextEncoder for PipelineTextEncoder<'_, B> {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn prefix(&self, side: hybrid_ir_search::Side) -> String {
+        self.pipeline.prefixes.prefix(text_kind(side)).to_string()
+    }
+
+    fn dim(&self) -> usize {
+        self.model.dim()
+    }
+
+    fn max_tokens(&self, side: hybrid_ir_search::Side) -> Option<usize> {
+        Some(match side {
+            hybrid_ir_search::Side::Query => self.pipeline.query_tokenizer.max_len(),
+            hybrid_ir_search::Side::Passage => self.pipeline.passage_tokenizer.max_len(),
+        })
+    }
+
+    fn encode(
+        &mut self,
+        texts: &[&str],
+        side: hybrid_ir_search::Side,
+        progress: &mut dyn FnMut(usize),
+    ) -> std::result::Result<ndarray::Array2<f32>, String> {
+        self.pipeline.encode(self.model, texts, text_kind(side), self.batch_size, progress).map_err(|e| e.to_string())
+    }
+}
+
+fn text_kind(side: hybrid_ir_search::Side) -> TextKind {
+    match side {
+        hybrid_ir_search::Side::Query => TextKind::Query,
+        hybrid_ir_search::Side::Passage => TextKind::Passage,
+    }
+}
+
 /// Errors of evaluation: the data, model or metrics crate's, passed through.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {

@@ -117,15 +117,21 @@ impl Run {
         Ok(run)
     }
 
-    /// Writes the run in TREC format (rank = position after trec_eval's ordering), tag `tag`.
-    pub fn write(&self, path: &Path, tag: &str) -> Result<()> {
+    /// The run in TREC format (rank = position after trec_eval's ordering), tag `tag`.
+    pub fn to_trec(&self, tag: &str) -> String {
+        use std::fmt::Write;
         let mut out = String::new();
         for (qid, docs) in &self.queries {
             for (i, (doc, score)) in ranked(docs).into_iter().enumerate() {
-                out.push_str(&format!("{qid} Q0 {doc} {} {score} {tag}\n", i + 1));
+                writeln!(out, "{qid} Q0 {doc} {} {score} {tag}", i + 1).expect("writing to a String");
             }
         }
-        std::fs::write(path, out).map_err(|e| MetricsError::io(path, e))
+        out
+    }
+
+    /// Writes the run in TREC format ([`Run::to_trec`]) atomically.
+    pub fn write(&self, path: &Path, tag: &str) -> Result<()> {
+        hybrid_ir_data::fs::write_atomic(path, self.to_trec(tag).as_bytes()).map_err(|e| MetricsError::io(path, e))
     }
 }
 
