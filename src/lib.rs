@@ -12,6 +12,7 @@
 //! | [`metrics`] | `hybrid-ir-metrics` | AP / R@k / nDCG / rank distance, the `Measure` trait, TREC |
 //! | [`eval`] | `hybrid-ir-eval` | encode a LAReQA benchmark with any backbone and score it |
 //! | [`train`] | `hybrid-ir-train` | the one `Trainer` (parts in), checkpoints, `train(config)` |
+//! | [`search`] | `hybrid-ir-search` | a collection encoded once into a resumable index, exact top-k, TREC runs |
 //!
 //! The parts compose through traits: write a sampler, a loss or a backbone, hand it to
 //! [`train::Trainer::builder`]. The top-level `examples/` show each extension point.
@@ -34,6 +35,7 @@ pub use hybrid_ir_eval as eval;
 pub use hybrid_ir_loss as loss;
 pub use hybrid_ir_metrics as metrics;
 pub use hybrid_ir_model as model;
+pub use hybrid_ir_search as search;
 pub use hybrid_ir_train as train;
 
 /// The names most programs use.

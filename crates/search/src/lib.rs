@@ -44,3 +44,8 @@ pub use index::{IndexOptions, IndexProgress, IndexSummary, build_index};
 pub use search::{Hit, Index, SearchOptions, to_run};
 pub use shard::Manifest;
 pub use topk::{Scored, TopK};
+
+/// Compiles and runs the README's code blocks as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

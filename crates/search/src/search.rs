@@ -109,10 +109,10 @@ impl Index {
         if encoder.dim() != m.dim {
             problems.push(format!("dimension {} vs the index's {}", encoder.dim(), m.dim));
         }
-        for (side, recorded) in [(Side::Query, &m.query_prefix), (Side::Passage, &m.passage_prefix)] {
+        for (side, name, recorded) in [(Side::Query, "query", &m.query_prefix), (Side::Passage, "passage", &m.passage_prefix)] {
             let now = encoder.prefix(side);
             if now != *recorded {
-                problems.push(format!("{side:?} prefix {now:?} vs the index's {recorded:?}").to_lowercase());
+                problems.push(format!("{name} prefix {now:?} vs the index's {recorded:?}"));
             }
         }
         if problems.is_empty() {
