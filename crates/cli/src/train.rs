@@ -271,7 +271,8 @@ pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
     Trains one model per alpha (1 = X-X-mono, 0 = X-Y, 0.5 = Hybrid) from the same start on --train,\n\
     evaluates each and the start model on --eval (and the reverse direction unless --one-way), and\n\
     prints Table-1 (mAP mono/cross/multi) and Table-2 (rank distance) style tables and the\n\
-    language x language mAP matrices (also as SVG heatmaps in --out). Re-running the same command\n\
+    language x language mAP matrices (also as SVG heatmaps in --out, with difference heatmaps: each\n\
+    model minus the start model, Hybrid minus X-X-mono and minus X-Y). Re-running the same command\n\
     reuses or resumes finished runs.\n\n\
 SEEDS AND SIGNIFICANCE:\n  \
     hybrid-ir reproduce --backbone static --one-way --steps 40 --lr 1e-2 --seeds 3 --out runs/static-seeds\n\

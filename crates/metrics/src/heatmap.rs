@@ -352,7 +352,11 @@ mod tests {
     #[test]
     fn difference_aligns_languages() {
         let a_labels = vec!["de".to_string(), "en".to_string(), "fr".to_string()];
-        let a = vec![vec![Some(0.5), Some(0.4), Some(0.3)], vec![Some(0.6), Some(0.9), None], vec![Some(0.1), Some(0.2), Some(0.3)]];
+        let a = vec![
+            vec![Some(0.5), Some(0.4), Some(0.3)],
+            vec![Some(0.6), Some(0.9), None],
+            vec![Some(0.1), Some(0.2), Some(0.3)],
+        ];
         let b_labels = vec!["en".to_string(), "de".to_string()];
         let b = vec![vec![Some(0.8), Some(0.5)], vec![Some(0.4), Some(0.45)]];
         let (labels, d) = matrix_difference(&a_labels, &a, &b_labels, &b);
