@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CheckpointDir, Pointer, verify};
 use crate::config::{
-    BackboneChoice, DataSection, EvalSection, LossSection, ModelSection, OptimSection, PrefixStyle, ScheduleSection,
+    BackboneChoice, DataSection, EvalSection, LogSection, LossSection, ModelSection, OptimSection, PrefixStyle, ScheduleSection,
     StaticInitChoice, TrainConfig,
 };
 use crate::error::{Result, TrainError};
@@ -299,6 +299,7 @@ fn run_config(opts: &ReproduceOptions, train_corpus: &str, alpha: f64, seed: u64
             ..ScheduleSection::default()
         },
         eval: EvalSection::default(),
+        log: LogSection::default(),
     };
     config.validate()?;
     Ok(config)

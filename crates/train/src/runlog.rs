@@ -10,6 +10,7 @@ use hybrid_ir_metrics::plot::{LossCurves, Plot};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+use crate::tensorboard::EventWriter;
 
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,11 +66,39 @@ impl MetricsEvent {
     }
 }
 
-/// Appends events to `metrics.jsonl`, flushing each line.
+impl MetricsEvent {
+    /// The event's numbers as TensorBoard scalars `(tag, value)`: `train/loss`, `train/lr`,
+    /// `train/grad_norm`, `train/examples_per_s`; `val/loss`; `eval/<benchmark>/map_mono`,
+    /// `map_cross`, `map_multi`, `rank_distance`.
+    pub fn scalars(&self) -> Vec<(String, f64)> {
+        match self {
+            Self::Train { loss, lr, grad_norm, examples_per_s, .. } => vec![
+                ("train/loss".into(), *loss),
+                ("train/lr".into(), *lr),
+                ("train/grad_norm".into(), *grad_norm),
+                ("train/examples_per_s".into(), *examples_per_s),
+            ],
+            Self::Val { loss, .. } => vec![("val/loss".into(), *loss)],
+            Self::Eval { benchmark, map_mono, map_cross, map_multi, rank_distance, .. } => {
+                let mut v = vec![
+                    (format!("eval/{benchmark}/map_mono"), *map_mono),
+                    (format!("eval/{benchmark}/map_cross"), *map_cross),
+                    (format!("eval/{benchmark}/map_multi"), *map_multi),
+                ];
+                v.extend(rank_distance.map(|r| (format!("eval/{benchmark}/rank_distance"), r)));
+                v
+            }
+        }
+    }
+}
+
+/// Appends events to `metrics.jsonl`, flushing each line, and, once
+/// [`enable_tensorboard`](Self::enable_tensorboard) was called, to a TensorBoard event file.
 #[derive(Debug)]
 pub struct MetricsLog {
     path: PathBuf,
     events: Vec<MetricsEvent>,
+    tensorboard: Option<EventWriter>,
 }
 
 impl MetricsLog {
@@ -101,7 +130,19 @@ impl MetricsLog {
             text.push('\n');
         }
         crate::checkpoint::write_atomic(&path, text.as_bytes())?;
-        Ok(Self { path, events })
+        Ok(Self { path, events, tensorboard: None })
+    }
+
+    /// From now on also writes every event's [`MetricsEvent::scalars`] to a new TensorBoard event
+    /// file in `<run dir>/tensorboard/` and returns its path. Each invocation (a resumed run
+    /// too) starts its own file; TensorBoard reads the directory's files, in name (time) order,
+    /// as one run.
+    pub fn enable_tensorboard(&mut self) -> Result<PathBuf> {
+        let dir = self.path.parent().unwrap_or(Path::new(".")).join("tensorboard");
+        let writer = EventWriter::create(&dir)?;
+        let path = writer.path().to_path_buf();
+        self.tensorboard = Some(writer);
+        Ok(path)
     }
 
     /// Appends one event.
@@ -110,6 +151,9 @@ impl MetricsLog {
             OpenOptions::new().append(true).create(true).open(&self.path).map_err(|e| TrainError::io(&self.path, e))?;
         let line = serde_json::to_string(&event).expect("event serialises");
         writeln!(file, "{line}").map_err(|e| TrainError::io(&self.path, e))?;
+        if let Some(tb) = &mut self.tensorboard {
+            tb.scalars(event.step(), &event.scalars())?;
+        }
         self.events.push(event);
         Ok(())
     }
