@@ -269,12 +269,14 @@ impl Plot for LossCurves {
             .y_label_area_size(y_label_w + 44)
             .build_cartesian_2d(x0..x1, y0..y1)?;
         let y_format = |v: &f64| format!("{v:.decimals$}");
+        // Steps are whole numbers: no more ticks than there are steps in the range.
+        let x_ticks = ((x1 - x0).round() as usize + 1).clamp(2, 8);
         let x_format = |v: &f64| format!("{v:.0}");
         chart
             .configure_mesh()
             .x_desc("step")
             .y_desc("loss")
-            .x_labels(8)
+            .x_labels(x_ticks)
             .y_labels(8)
             .x_label_formatter(&x_format)
             .y_label_formatter(&y_format)

@@ -223,6 +223,10 @@ fn loss_plot_has_axes_ticks_and_a_legend() {
         plot.smoothed().iter().zip(&train).skip(100).map(|(s, t)| (s.1 - t.1).abs()).sum::<f64>() / (train.len() - 100) as f64;
     assert!(mean_gap < 0.1, "smoothed curve far from the data: {mean_gap}");
 
-    check_plot(&LossCurves::new(&[(1.0, 2.0)], &[]), "loss-one-point");
+    // One step: its two round ticks, each once.
+    let svg = check_plot(&LossCurves::new(&[(1.0, 2.0)], &[]), "loss-one-point");
+    let (_, boxes) = text_boxes(&svg);
+    let steps: Vec<&str> = boxes.iter().map(|b| b.text.as_str()).filter(|t| *t == "1" || *t == "2").collect();
+    assert_eq!(steps, ["1", "2"], "{:?}", boxes.iter().map(|b| &b.text).collect::<Vec<_>>());
     check_plot(&LossCurves::new(&[], &[]), "loss-empty");
 }
