@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use hybrid_ir_data::{LareqaBenchmark, RetrievalBenchmark};
 use hybrid_ir_eval::{CandidateText, EvalError, TokenizedBenchmark, load_benchmark};
+use hybrid_ir_metrics::heatmap::{heatmap_png, heatmap_svg};
 use hybrid_ir_metrics::{
-    BenchmarkEmbeddings, EvalOptions, Metric, Qrels, Run, ScoreFunction, evaluate_benchmark, evaluate_run, heatmap::heatmap_svg,
-    TrecReport, read_embeddings, table, write_embeddings,
+    BenchmarkEmbeddings, EvalOptions, Metric, Qrels, Run, ScoreFunction, TrecReport, evaluate_benchmark, evaluate_run,
+    read_embeddings, table, write_embeddings,
 };
 use hybrid_ir_model::{DeviceSpec, LoadOptions, ModelInfo, PrefixConfig, PrefixStyle, TextPipeline};
 use hybrid_ir_train::Progress;
@@ -66,7 +67,7 @@ pub struct EvalArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Write the language × language mAP heatmap here (`.svg`).
+    /// Write the language × language mAP heatmap here: `.png` for PNG, anything else SVG.
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// TREC qrels file (`qid iter docid rel`), with --run.
@@ -267,9 +268,14 @@ fn report(
         write_json(out, &report)?;
     }
     if let Some(plot) = &args.plot {
-        let title = format!("{which}: mAP, query language (rows) x candidate language (columns)");
-        std::fs::write(plot, heatmap_svg(&title, &report.languages, &report.map_matrix()))
-            .with_context(|| format!("writing {}", plot.display()))?;
+        let title = format!("{which}: mAP by query and candidate language");
+        let png = plot.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+        let bytes = if png {
+            heatmap_png(&title, &report.languages, &report.map_matrix())
+        } else {
+            heatmap_svg(&title, &report.languages, &report.map_matrix()).into_bytes()
+        };
+        std::fs::write(plot, bytes).with_context(|| format!("writing {}", plot.display()))?;
         tracing::info!("wrote {}", plot.display());
     }
     Ok(())

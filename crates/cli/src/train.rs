@@ -36,7 +36,8 @@ fn parse_static_init(s: &str) -> Result<StaticInitChoice, String> {
 #[command(after_help = "EXAMPLES:\n  \
     hybrid-ir train --config crates/train/configs/reference.toml\n  \
     hybrid-ir train --config my.toml --sampler cross --steps 500 --set optim.warmup_steps=50\n  \
-    hybrid-ir train --config runs/my-run/config.toml --resume\n\n\
+    hybrid-ir train --config runs/my-run/config.toml --resume\n  \
+    hybrid-ir train --config my.toml --tensorboard   # then: tensorboard --logdir runs/\n\n\
     Every config field is documented in crates/train/configs/reference.toml. Ctrl-C saves a\n\
     checkpoint and exits; --resume continues exactly where the run stopped.")]
 pub struct TrainArgs {
@@ -90,6 +91,10 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Also write the metrics.jsonl scalars (train loss, lr, val loss, eval metrics) as TensorBoard
+    /// event files in OUTPUT_DIR/tensorboard/ (shortcut for --set log.tensorboard=true).
+    #[arg(long)]
+    pub tensorboard: bool,
 }
 
 impl TrainArgs {
@@ -164,6 +169,9 @@ impl TrainArgs {
         }
         if let Some(v) = self.seed {
             config.seed = v;
+        }
+        if self.tensorboard {
+            config.log.tensorboard = true;
         }
         Ok(config)
     }
@@ -271,7 +279,8 @@ pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
     Trains one model per alpha (1 = X-X-mono, 0 = X-Y, 0.5 = Hybrid) from the same start on --train,\n\
     evaluates each and the start model on --eval (and the reverse direction unless --one-way), and\n\
     prints Table-1 (mAP mono/cross/multi) and Table-2 (rank distance) style tables and the\n\
-    language x language mAP matrices (also as SVG heatmaps in --out). Re-running the same command\n\
+    language x language mAP matrices (also as SVG heatmaps in --out, with difference heatmaps: each\n\
+    model minus the start model, Hybrid minus X-X-mono and minus X-Y). Re-running the same command\n\
     reuses or resumes finished runs.\n\n\
 SEEDS AND SIGNIFICANCE:\n  \
     hybrid-ir reproduce --backbone static --one-way --steps 40 --lr 1e-2 --seeds 3 --out runs/static-seeds\n\

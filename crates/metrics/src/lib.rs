@@ -19,7 +19,10 @@
 //! - [`trec`]: TREC qrels and run files (how MIRACL is scored).
 //! - [`significance`]: paired randomisation test and bootstrap interval over queries (seeds
 //!   averaged, Holm's correction), for two reports evaluated with [`EvalOptions::per_query`].
-//! - [`table`] and [`heatmap`]: the paper-shaped text tables and the language × language SVG.
+//! - [`table`] and [`heatmap`]: the paper-shaped text tables and the language × language
+//!   heatmaps (mAP, and the difference of two models), SVG or PNG.
+//! - [`plot`]: what the plots share (`plotters`, an embedded font, colour scales) and the
+//!   training loss curve ([`plot::LossCurves`]).
 
 pub mod embeddings;
 pub mod engine;
@@ -27,6 +30,7 @@ pub mod error;
 pub mod heatmap;
 pub mod lareqa;
 pub mod measures;
+pub mod plot;
 pub mod rank;
 pub mod significance;
 pub mod table;

@@ -150,8 +150,7 @@ impl ModelCard {
     pub fn heatmap_svg(&self) -> Option<String> {
         match &self.evaluation {
             Some(CardEvaluation::Report { report, .. }) => {
-                let title =
-                    format!("{}: mAP of {} (rows: query language, columns: candidate language)", report.benchmark, self.name);
+                let title = format!("{}: mAP of {} by query and candidate language", report.benchmark, self.name);
                 Some(hybrid_ir_metrics::heatmap::heatmap_svg(&title, &report.languages, &report.map_matrix()))
             }
             _ => None,

@@ -43,6 +43,11 @@ pub struct TrainConfig {
     /// Periodic (and final) retrieval evaluation on a LAReQA benchmark.
     #[serde(default)]
     pub eval: EvalSection,
+    /// What the run logs besides `metrics.jsonl`: TensorBoard event files. Not part of the
+    /// [`fingerprint`](Self::fingerprint) (logging does not change the run: a run may be resumed
+    /// with it switched on or off), and left out of `config.toml` while at its default.
+    #[serde(default, skip_serializing_if = "LogSection::is_default")]
+    pub log: LogSection,
 }
 
 fn default_seed() -> u64 {
@@ -336,6 +341,24 @@ impl Default for EvalSection {
     }
 }
 
+/// `[log]`: extra logs of the run (they never change its result).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// Also write every `metrics.jsonl` scalar (train loss, lr, gradient norm, throughput;
+    /// validation loss; evaluation mAP and rank distance) as TensorBoard event files in
+    /// `<output_dir>/tensorboard/` (`tensorboard --logdir <output_dir>`). Default false;
+    /// `hybrid-ir train --tensorboard` sets it.
+    pub tensorboard: bool,
+}
+
+impl LogSection {
+    /// Whether every field has its default.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// A config file as text: a leading byte order mark dropped (editors on Windows write one, and the
 /// TOML parser would stop on it), and bytes that are not UTF-8 an error naming line, column and
 /// byte offset (`read_to_string` names neither).
@@ -385,9 +408,11 @@ impl TrainConfig {
     }
 
     /// Stable hash of the config: a checkpoint can only be resumed by the config that wrote it.
+    /// `[log]` is left out: it changes what is logged, not the run.
     pub fn fingerprint(&self) -> Result<String> {
         use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(self.to_toml()?.as_bytes());
+        let unlogged = Self { log: LogSection::default(), ..self.clone() };
+        let digest = Sha256::digest(unlogged.to_toml()?.as_bytes());
         Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
     }
 

@@ -98,6 +98,7 @@ pub fn builder_from_config(config: &TrainConfig) -> Result<TrainerBuilder<AnyEnc
         .loss(loss)
         .device(plain_device)
         .settings(settings)
+        .tensorboard(config.log.tensorboard)
         .record(RunRecord {
             config_toml: Some(config.to_toml()?),
             fingerprint: Some(config.fingerprint()?),

@@ -11,7 +11,8 @@
 //!   saves and exits.
 //! - [`train`]: the thin TOML layer ([`from_config`]) that builds those parts from a config.
 //! - [`checkpoint`]: atomic, hash-verified checkpoint directories; exact resume.
-//! - [`runlog`]: `metrics.jsonl`, `loss.svg`, `run.md`.
+//! - [`runlog`]: `metrics.jsonl`, `loss.svg`, `run.md`; [`tensorboard`]: the same scalars as
+//!   TensorBoard event files (`[log] tensorboard = true`).
 //! - [`mine_negatives`]: hard negatives mined with a model from a corpus (sentence-transformers'
 //!   options), written as a user corpus the trainer reads.
 //! - [`progress`]: a bar on a terminal, bounded-rate log lines in a file.
@@ -41,12 +42,13 @@ pub mod progress;
 pub mod reproduce;
 pub mod runlog;
 pub mod schedule;
+pub mod tensorboard;
 pub mod step;
 pub mod trainer;
 
 pub use config::{
-    BackboneChoice, DataSection, EvalSection, LossSection, ModelSection, OptimSection, PrefixStyle, ScheduleSection,
-    StaticInitChoice, TrainConfig,
+    BackboneChoice, DataSection, EvalSection, LogSection, LossSection, ModelSection, OptimSection, PrefixStyle,
+    ScheduleSection, StaticInitChoice, TrainConfig,
 };
 pub use encode::TokenizedBatch;
 pub use error::{Result, TrainError};

@@ -1,7 +1,9 @@
 //! The paper's comparison (Tables 1 and 2) at a chosen budget: from one start model, train one
 //! model per sampler (X-X-mono = α 1, X-Y = α 0, Hybrid = α 0.5 by default) on one benchmark,
 //! evaluate each and the untouched start model on the other, and render the tables and the
-//! language × language mAP matrices. Optionally also the reverse direction.
+//! language × language mAP matrices, also as heatmaps with difference heatmaps beside them
+//! (each model minus the start model, Hybrid minus X-X-mono and minus X-Y: [`write_heatmaps`]).
+//! Optionally also the reverse direction.
 //!
 //! Every run is an ordinary [`crate::train`] run in `out_dir/train-<corpus>/<label>/` (further
 //! seeds in `<label>-seed-<seed>/`), so it is resumable: re-running `reproduce` continues or
@@ -39,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CheckpointDir, Pointer, verify};
 use crate::config::{
-    BackboneChoice, DataSection, EvalSection, LossSection, ModelSection, OptimSection, PrefixStyle, ScheduleSection,
+    BackboneChoice, DataSection, EvalSection, LogSection, LossSection, ModelSection, OptimSection, PrefixStyle, ScheduleSection,
     StaticInitChoice, TrainConfig,
 };
 use crate::error::{Result, TrainError};
@@ -297,6 +299,7 @@ fn run_config(opts: &ReproduceOptions, train_corpus: &str, alpha: f64, seed: u64
             ..ScheduleSection::default()
         },
         eval: EvalSection::default(),
+        log: LogSection::default(),
     };
     config.validate()?;
     Ok(config)
@@ -491,8 +494,9 @@ fn check_negatives(opts: &ReproduceOptions) -> Result<()> {
     Ok(())
 }
 
-/// Runs the comparison; writes `results.json`, `results.md` and one mAP heatmap per model
-/// (`heatmap-<train>-to-<eval>-<model>.svg`) to `out_dir` and returns them.
+/// Runs the comparison; writes `results.json`, `results.md`, one mAP heatmap per model
+/// (`heatmap-<train>-to-<eval>-<model>.svg`) and the difference heatmaps of [`write_heatmaps`]
+/// to `out_dir` and returns them.
 pub fn reproduce(opts: &ReproduceOptions, stop: Option<Arc<AtomicBool>>) -> Result<(Vec<DirectionResult>, String)> {
     if opts.alphas.is_empty() {
         return Err(TrainError::Other("--alphas is empty".into()));
@@ -526,26 +530,55 @@ pub fn reproduce(opts: &ReproduceOptions, stop: Option<Arc<AtomicBool>>) -> Resu
     crate::checkpoint::write_atomic(&opts.out_dir.join("results.json"), &json)?;
     crate::checkpoint::write_atomic(&opts.out_dir.join("results.md"), markdown.as_bytes())?;
     for d in &results {
-        for m in &d.models {
-            let label = match m.seed {
-                Some(seed) if opts.seeds > 1 => format!("{} seed {seed}", m.label),
-                _ => m.label.clone(),
-            };
-            let title = format!(
-                "{}: mAP of {label} trained on {} (rows: query language, columns: candidate language)",
-                d.eval, d.train
-            );
-            let svg = hybrid_ir_metrics::heatmap::heatmap_svg(&title, &m.report.languages, &m.report.map_matrix());
-            let name = format!(
-                "heatmap-{}-to-{}-{}.svg",
-                corpus_component(&d.train),
-                corpus_component(&d.eval),
-                path_component(&label)
-            );
-            crate::checkpoint::write_atomic(&opts.out_dir.join(name), svg.as_bytes())?;
-        }
+        write_heatmaps(&opts.out_dir, opts.seeds, d)?;
     }
     Ok((results, markdown))
+}
+
+/// Writes the mAP heatmaps of one direction to `out_dir` and returns their paths: one per model
+/// (`heatmap-<train>-to-<eval>-<model>.svg`, viridis fitted to its values) and, on a diverging
+/// scale centred at 0, each trained model minus the start model (`…-<model>_minus_start.svg`)
+/// and each Hybrid (0 < α < 1) minus X-X-mono and minus X-Y of the same seed
+/// (`…-<Hybrid>_minus_<X-X-mono|X-Y>.svg`). With `seeds > 1` model names carry their seed.
+pub fn write_heatmaps(out_dir: &Path, seeds: usize, d: &DirectionResult) -> Result<Vec<PathBuf>> {
+    use hybrid_ir_metrics::heatmap::{difference_heatmap_svg, heatmap_svg, matrix_difference};
+    let shown = |m: &ModelResult| match m.seed {
+        Some(seed) if seeds > 1 => format!("{} seed {seed}", m.label),
+        _ => m.label.clone(),
+    };
+    let mut written = Vec::new();
+    let mut write = |name: &str, svg: String| {
+        let (train, eval) = (corpus_component(&d.train), corpus_component(&d.eval));
+        let path = out_dir.join(format!("heatmap-{train}-to-{eval}-{}.svg", path_component(name)));
+        crate::checkpoint::write_atomic(&path, svg.as_bytes())?;
+        written.push(path);
+        Ok::<(), TrainError>(())
+    };
+    for m in &d.models {
+        let title = format!("{}: mAP of {} trained on {}, by query and candidate language", d.eval, shown(m), d.train);
+        write(&shown(m), heatmap_svg(&title, &m.report.languages, &m.report.map_matrix()))?;
+    }
+    let difference = |a: &ModelResult, b: &ModelResult, b_name: &str| {
+        let (labels, values) =
+            matrix_difference(&a.report.languages, &a.report.map_matrix(), &b.report.languages, &b.report.map_matrix());
+        let title =
+            format!("{}: mAP of {} minus {b_name}, trained on {}, by query and candidate language", d.eval, shown(a), d.train);
+        (format!("{} minus {b_name}", shown(a)), difference_heatmap_svg(&title, &labels, &values))
+    };
+    let start = d.models.iter().find(|m| m.alpha.is_none());
+    for m in d.models.iter().filter(|m| m.alpha.is_some()) {
+        if let Some(start) = start {
+            let (name, svg) = difference(m, start, "start");
+            write(&name, svg)?;
+        }
+    }
+    for h in d.models.iter().filter(|m| m.alpha.is_some_and(|a| a > 0.0 && a < 1.0)) {
+        for other in d.models.iter().filter(|m| m.seed == h.seed && m.alpha.is_some_and(|a| a <= 0.0 || a >= 1.0)) {
+            let (name, svg) = difference(h, other, &other.label);
+            write(&name, svg)?;
+        }
+    }
+    Ok(written)
 }
 
 /// Table 1 (mAP mono / cross / multi), Table 2 (rank distance) and the mAP matrices.

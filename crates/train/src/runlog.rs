@@ -1,13 +1,16 @@
 //! What a run leaves besides checkpoints: `metrics.jsonl` (one JSON object per event), the
-//! loss curve `loss.svg`, and the run card `run.md`.
+//! loss curve `loss.svg` (drawn by the metrics crate's [`hybrid_ir_metrics::plot`]), and the run
+//! card `run.md`.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use hybrid_ir_metrics::plot::{LossCurves, Plot};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+use crate::tensorboard::EventWriter;
 
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,11 +66,39 @@ impl MetricsEvent {
     }
 }
 
-/// Appends events to `metrics.jsonl`, flushing each line.
+impl MetricsEvent {
+    /// The event's numbers as TensorBoard scalars `(tag, value)`: `train/loss`, `train/lr`,
+    /// `train/grad_norm`, `train/examples_per_s`; `val/loss`; `eval/<benchmark>/map_mono`,
+    /// `map_cross`, `map_multi`, `rank_distance`.
+    pub fn scalars(&self) -> Vec<(String, f64)> {
+        match self {
+            Self::Train { loss, lr, grad_norm, examples_per_s, .. } => vec![
+                ("train/loss".into(), *loss),
+                ("train/lr".into(), *lr),
+                ("train/grad_norm".into(), *grad_norm),
+                ("train/examples_per_s".into(), *examples_per_s),
+            ],
+            Self::Val { loss, .. } => vec![("val/loss".into(), *loss)],
+            Self::Eval { benchmark, map_mono, map_cross, map_multi, rank_distance, .. } => {
+                let mut v = vec![
+                    (format!("eval/{benchmark}/map_mono"), *map_mono),
+                    (format!("eval/{benchmark}/map_cross"), *map_cross),
+                    (format!("eval/{benchmark}/map_multi"), *map_multi),
+                ];
+                v.extend(rank_distance.map(|r| (format!("eval/{benchmark}/rank_distance"), r)));
+                v
+            }
+        }
+    }
+}
+
+/// Appends events to `metrics.jsonl`, flushing each line, and, once
+/// [`enable_tensorboard`](Self::enable_tensorboard) was called, to a TensorBoard event file.
 #[derive(Debug)]
 pub struct MetricsLog {
     path: PathBuf,
     events: Vec<MetricsEvent>,
+    tensorboard: Option<EventWriter>,
 }
 
 impl MetricsLog {
@@ -99,7 +130,19 @@ impl MetricsLog {
             text.push('\n');
         }
         crate::checkpoint::write_atomic(&path, text.as_bytes())?;
-        Ok(Self { path, events })
+        Ok(Self { path, events, tensorboard: None })
+    }
+
+    /// From now on also writes every event's [`MetricsEvent::scalars`] to a new TensorBoard event
+    /// file in `<run dir>/tensorboard/` and returns its path. Each invocation (a resumed run
+    /// too) starts its own file; TensorBoard reads the directory's files, in name (time) order,
+    /// as one run.
+    pub fn enable_tensorboard(&mut self) -> Result<PathBuf> {
+        let dir = self.path.parent().unwrap_or(Path::new(".")).join("tensorboard");
+        let writer = EventWriter::create(&dir)?;
+        let path = writer.path().to_path_buf();
+        self.tensorboard = Some(writer);
+        Ok(path)
     }
 
     /// Appends one event.
@@ -108,6 +151,9 @@ impl MetricsLog {
             OpenOptions::new().append(true).create(true).open(&self.path).map_err(|e| TrainError::io(&self.path, e))?;
         let line = serde_json::to_string(&event).expect("event serialises");
         writeln!(file, "{line}").map_err(|e| TrainError::io(&self.path, e))?;
+        if let Some(tb) = &mut self.tensorboard {
+            tb.scalars(event.step(), &event.scalars())?;
+        }
         self.events.push(event);
         Ok(())
     }
@@ -117,7 +163,7 @@ impl MetricsLog {
         &self.events
     }
 
-    /// Writes the loss curve to `path`.
+    /// Writes the loss curve to `path`: PNG if it ends in `.png`, else SVG.
     pub fn write_svg(&self, path: &Path) -> Result<()> {
         let train: Vec<(f64, f64)> = self
             .events
@@ -135,75 +181,22 @@ impl MetricsLog {
                 _ => None,
             })
             .collect();
-        crate::checkpoint::write_atomic(path, loss_svg(&train, &val).as_bytes())
+        let png = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+        let bytes = if png { loss_png(&train, &val) } else { loss_svg(&train, &val).into_bytes() };
+        crate::checkpoint::write_atomic(path, &bytes)
     }
 }
 
-/// Exponential moving average (what the smooth training line shows).
-fn ema(points: &[(f64, f64)], alpha: f64) -> Vec<(f64, f64)> {
-    let mut out = Vec::with_capacity(points.len());
-    let mut acc = None;
-    for &(x, y) in points {
-        let v = match acc {
-            None => y,
-            Some(a) => alpha * y + (1.0 - alpha) * a,
-        };
-        acc = Some(v);
-        out.push((x, v));
-    }
-    out
-}
-
-/// A self-contained SVG: raw training loss (light), its EMA (dark), validation loss (points).
+/// The loss curve as SVG: raw training loss, its bias-corrected moving average
+/// ([`hybrid_ir_metrics::plot::smooth_debiased`]) and validation loss against the step, with
+/// axis titles, round ticks and a legend ([`hybrid_ir_metrics::plot::LossCurves`]).
 pub fn loss_svg(train: &[(f64, f64)], val: &[(f64, f64)]) -> String {
-    let (w, h, left, right, top, bottom) = (720.0, 400.0, 60.0, 20.0, 30.0, 40.0);
-    let all = train.iter().chain(val);
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in all {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
-    }
-    if x0 > x1 {
-        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-    }
-    if x1 - x0 < 1e-9 {
-        x1 = x0 + 1.0;
-    }
-    let pad = ((y1 - y0) * 0.05).max(1e-6);
-    (y0, y1) = (y0 - pad, y1 + pad);
-    let sx = |x: f64| left + (x - x0) / (x1 - x0) * (w - left - right);
-    let sy = |y: f64| top + (y1 - y) / (y1 - y0) * (h - top - bottom);
-    let poly = |pts: &[(f64, f64)]| pts.iter().map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y))).collect::<Vec<_>>().join(" ");
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{left}\" y=\"18\">loss vs optimizer step (train: thin = raw, thick = EMA 0.1; val: dots)</text>\n"
-    );
-    for k in 0..=4 {
-        let y = y0 + (y1 - y0) * k as f64 / 4.0;
-        let py = sy(y);
-        s += &format!(
-            "<line x1=\"{left}\" x2=\"{}\" y1=\"{py:.1}\" y2=\"{py:.1}\" stroke=\"#ddd\"/><text x=\"4\" y=\"{:.1}\">{y:.3}</text>\n",
-            w - right,
-            py + 4.0
-        );
-        let x = x0 + (x1 - x0) * k as f64 / 4.0;
-        s += &format!("<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{x:.0}</text>\n", sx(x), h - bottom + 16.0);
-    }
-    if !train.is_empty() {
-        s += &format!("<polyline fill=\"none\" stroke=\"#9bc\" stroke-width=\"1\" points=\"{}\"/>\n", poly(train));
-        s += &format!("<polyline fill=\"none\" stroke=\"#137\" stroke-width=\"2\" points=\"{}\"/>\n", poly(&ema(train, 0.1)));
-    }
-    if !val.is_empty() {
-        s += &format!("<polyline fill=\"none\" stroke=\"#c52\" stroke-width=\"1.5\" points=\"{}\"/>\n", poly(val));
-        for &(x, y) in val {
-            s += &format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#c52\"/>\n", sx(x), sy(y));
-        }
-    }
-    s += "</svg>\n";
-    s
+    LossCurves::new(train, val).svg()
+}
+
+/// The same loss curve as PNG.
+pub fn loss_png(train: &[(f64, f64)], val: &[(f64, f64)]) -> Vec<u8> {
+    LossCurves::new(train, val).png()
 }
 
 /// The project commit this binary was built from (recorded at build time by `build.rs`; no git

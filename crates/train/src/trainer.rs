@@ -139,6 +139,7 @@ pub struct TrainerBuilder<B: Backbone> {
     settings: TrainerSettings,
     evaluation: Option<TokenizedBenchmark>,
     record: RunRecord,
+    tensorboard: bool,
 }
 
 impl<B: Backbone> TrainerBuilder<B> {
@@ -199,6 +200,14 @@ impl<B: Backbone> TrainerBuilder<B> {
         self
     }
 
+    /// Also write the `metrics.jsonl` scalars as TensorBoard event files in
+    /// `<output_dir>/tensorboard/` (default false; `[log] tensorboard` in a config). Not part of
+    /// the fingerprint: a run can be resumed with it on or off.
+    pub fn tensorboard(mut self, on: bool) -> Self {
+        self.tensorboard = on;
+        self
+    }
+
     /// Checks the settings, prepares the run directory and, with `options.resume`, restores the
     /// model, optimizer and sampler from the `last` checkpoint.
     pub fn build(self, options: &RunOptions) -> Result<Trainer<B>> {
@@ -251,6 +260,7 @@ impl<B: Backbone> Trainer<B> {
             settings: TrainerSettings::default(),
             evaluation: None,
             record: RunRecord::default(),
+            tensorboard: false,
         }
     }
 
@@ -276,6 +286,7 @@ impl<B: Backbone> Trainer<B> {
             settings,
             evaluation,
             mut record,
+            tensorboard,
         } = parts;
         check_settings(&settings)?;
         let loss = match loss {
@@ -375,7 +386,11 @@ impl<B: Backbone> Trainer<B> {
         if trainable == 0 {
             return Err(TrainError::Other("no parameter of the model trains (everything is frozen)".into()));
         }
-        let log = MetricsLog::open(&run_dir, resume_from.as_ref().map(|c| c.state.step))?;
+        let mut log = MetricsLog::open(&run_dir, resume_from.as_ref().map(|c| c.state.step))?;
+        if tensorboard {
+            let file = log.enable_tensorboard()?;
+            tracing::info!(file = %file.display(), "TensorBoard event file");
+        }
         Ok(Self {
             _lock: lock,
             settings,
@@ -693,6 +708,9 @@ impl<B: Backbone> Trainer<B> {
         }
         s += if self.record.config_toml.is_some() { "\nFiles: `config.toml` (resolved config), " } else { "\nFiles: " };
         s += "`metrics.jsonl`, `loss.svg`, `checkpoints/{last,best}`";
+        if self.run_dir.join("tensorboard").is_dir() {
+            s += ", `tensorboard/` (event files)";
+        }
         s += if summary.final_eval.is_some() { ", `final_eval.json`.\n" } else { ".\n" };
         match &self.record.config_toml {
             Some(toml) => s += &format!("\n## Config\n\n```toml\n{toml}```\n"),

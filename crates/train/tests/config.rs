@@ -129,3 +129,18 @@ fn a_config_that_is_not_utf8_names_the_line_and_a_bom_is_dropped() {
     std::fs::write(&path, format!("\u{feff}{text}")).unwrap();
     assert_eq!(TrainConfig::read(&path).unwrap().sampler.kind, hybrid_ir_data::sampler::SamplerKind::Hybrid);
 }
+
+#[test]
+fn log_section_is_optional_and_not_in_the_fingerprint() {
+    let plain = parse(&minimal("")).unwrap();
+    assert!(!plain.log.tensorboard);
+    assert!(!plain.to_toml().unwrap().contains("[log]"), "a default [log] is left out of config.toml");
+    let logged = parse(&minimal("[log]\ntensorboard = true\n")).unwrap();
+    assert!(logged.log.tensorboard);
+    assert!(logged.to_toml().unwrap().contains("tensorboard = true"));
+    assert_eq!(parse(&logged.to_toml().unwrap()).unwrap(), logged);
+    // Logging does not change the run: a run may be resumed with it switched on or off.
+    assert_eq!(logged.fingerprint().unwrap(), plain.fingerprint().unwrap());
+    let err = parse(&minimal("[log]\ntensorbord = true\n")).unwrap_err().to_string();
+    assert!(err.contains("tensorbord"), "{err}");
+}
