@@ -63,7 +63,7 @@ def make(args):
 def matrix(table, column="embedding"):
     import numpy as np
     col = table.column(column).combine_chunks()
-    return np.asarray(col.values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, col.type.list_size)
+    return np.array(col.values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, col.type.list_size)
 
 
 def check(args):

@@ -155,27 +155,23 @@ impl Index {
         // Names of the documents currently in some list: bounded by queries × k, not the collection.
         let mut names: HashMap<u64, String> = HashMap::new();
         let mut first = 0u64;
-        for (i, record) in self.manifest.shards.iter().enumerate() {
-            let mut shard = self.shard(i)?;
-            if options.score == ScoreFunction::Cosine && !record.normalized {
-                let mut m = Array2::from_shape_vec((record.rows, dim), std::mem::take(&mut shard.rows)).expect("checked shape");
-                normalize_rows(&mut m);
-                shard.rows = m.into_raw_vec_and_offset().0;
-            }
-            search_block(query_rows, &shard.rows, dim, first, &mut lists);
-            let end = first + record.rows as u64;
-            for list in &lists {
-                for hit in list.iter().filter(|h| (first..end).contains(&h.position)) {
-                    names.entry(hit.position).or_insert_with(|| shard.docids[(hit.position - first) as usize].clone());
+        // Shards are read, hashed and decoded on a thread of their own, one ahead of the scoring,
+        // so the disk and the decoding overlap the products (at most two shards in memory).
+        std::thread::scope(|scope| -> Result<()> {
+            // Made inside the scope: on an error the receiver is dropped before the scope joins
+            // the reader, whose next send then fails and ends it (no deadlock).
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<ShardData>>(1);
+            scope.spawn(move || {
+                for i in 0..self.manifest.shards.len() {
+                    let shard = self.shard(i);
+                    let failed = shard.is_err();
+                    if sender.send(shard).is_err() || failed {
+                        break;
+                    }
                 }
-            }
-            if names.len() > 2 * lists.len() * options.top_k {
-                let live: std::collections::HashSet<u64> = lists.iter().flat_map(|l| l.iter().map(|h| h.position)).collect();
-                names.retain(|p, _| live.contains(p));
-            }
-            first = end;
-            progress(first as usize);
-        }
+            });
+            self.search_shards(&receiver, query_rows, options, &mut lists, &mut names, &mut first, &mut progress)
+        })?;
         Ok(lists
             .into_iter()
             .map(|list| {
@@ -185,6 +181,44 @@ impl Index {
                     .collect()
             })
             .collect())
+    }
+
+    /// The scoring loop of [`Index::search`] over the shards arriving on `shards`.
+    #[allow(clippy::too_many_arguments)]
+    fn search_shards(
+        &self,
+        shards: &std::sync::mpsc::Receiver<Result<ShardData>>,
+        query_rows: &[f32],
+        options: &SearchOptions,
+        lists: &mut [TopK],
+        names: &mut HashMap<u64, String>,
+        first: &mut u64,
+        progress: &mut impl FnMut(usize),
+    ) -> Result<()> {
+        let dim = self.manifest.dim;
+        for record in &self.manifest.shards {
+            let mut shard = shards.recv().map_err(|_| SearchError::index(&self.dir, "the shard reader stopped"))??;
+            let first_position = *first;
+            if options.score == ScoreFunction::Cosine && !record.normalized {
+                let mut m = Array2::from_shape_vec((record.rows, dim), std::mem::take(&mut shard.rows)).expect("checked shape");
+                normalize_rows(&mut m);
+                shard.rows = m.into_raw_vec_and_offset().0;
+            }
+            search_block(query_rows, &shard.rows, dim, first_position, lists);
+            let end = first_position + record.rows as u64;
+            for list in lists.iter() {
+                for hit in list.iter().filter(|h| (first_position..end).contains(&h.position)) {
+                    names.entry(hit.position).or_insert_with(|| shard.docids[(hit.position - first_position) as usize].clone());
+                }
+            }
+            if names.len() > 2 * lists.len() * options.top_k {
+                let live: std::collections::HashSet<u64> = lists.iter().flat_map(|l| l.iter().map(|h| h.position)).collect();
+                names.retain(|p, _| live.contains(p));
+            }
+            *first = end;
+            progress(end as usize);
+        }
+        Ok(())
     }
 }
 
