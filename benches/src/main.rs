@@ -9,6 +9,7 @@
 
 mod configs;
 mod machine;
+mod opcount;
 mod report;
 mod runs;
 mod search;
@@ -42,6 +43,17 @@ enum Command {
     CompareDevices(runs::CompareArgs),
     /// Matrix-product throughput of a burn device (one JSON line).
     Gemm(runs::GemmArgs),
+    /// ATen operators per training step, PyTorch vs ours, counted by one RecordFunction callback
+    /// loaded into both (LD_PRELOAD), per phase, plus the host time of a tiny step (tables).
+    OpCount(opcount::OpCountArgs),
+    /// A known operator sequence under the counter (the smoke test's child process).
+    #[cfg(feature = "tch")]
+    #[command(hide = true)]
+    OpCountProbe {
+        /// Where the counter is compiled and its tables written.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Exact top-k search vs FAISS IndexFlatIP on the same synthetic embeddings (a table).
     Search(search::SearchArgs),
     /// Our search alone on an index written by `speed search` (one JSON line; its child process).
@@ -59,6 +71,9 @@ fn main() -> std::process::ExitCode {
         Command::Eval(a) => runs::eval(&a),
         Command::CompareDevices(a) => runs::compare_devices(&a),
         Command::Gemm(a) => runs::gemm(&a),
+        Command::OpCount(a) => opcount::op_count(&a),
+        #[cfg(feature = "tch")]
+        Command::OpCountProbe { out } => opcount::probe(&out),
         Command::Search(a) => search::search(&a),
         Command::SearchRun(a) => search::search_run(&a),
     };

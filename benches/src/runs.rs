@@ -193,13 +193,16 @@ pub fn train_step(args: &TrainStepArgs) -> Result<()> {
 
     let (mut step_s, mut grad_s, mut opt_s, mut losses) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut padded, mut real) = (0usize, 0usize);
+    // Under `speed op-count`: the timed steps' operators go to the preloaded counter.
+    let op_count_out = crate::opcount::start_counting()?;
     for i in 0..args.warmup + args.steps {
         let batch = &batches[i % batches.len()];
+        crate::opcount::count_step(op_count_out.is_some() && i >= args.warmup);
         let started = Instant::now();
         // `gradients` reads the loss and the gradient norm back to the host: a sync point.
         let out = runner.gradients(&model, i as u64 + 1, std::slice::from_ref(batch))?;
         let after_grads = Instant::now();
-        model = runner.apply(model, out.grads, args.lr);
+        model = runner.apply(model, out.grads, args.lr)?;
         sync(&model)?;
         let done = Instant::now();
         losses.push(out.losses[0]);
@@ -212,6 +215,9 @@ pub fn train_step(args: &TrainStepArgs) -> Result<()> {
             real += r;
         }
         eprintln!("step {i}: loss {:.4}, {:.3} s", out.losses[0], (done - started).as_secs_f64());
+    }
+    if let Some(out) = &op_count_out {
+        crate::opcount::finish_counting(out)?;
     }
     let step_median = median(&step_s);
     let total: f64 = step_s.iter().sum();

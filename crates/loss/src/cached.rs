@@ -166,6 +166,7 @@ impl CachedLoss {
         let batch = ContrastiveBatch { queries: queries.clone(), positives: positives.clone(), negatives: negatives.clone(), group_keys };
         let loss = self.loss.forward(batch)?;
         let loss_value = scalar(&loss);
+        crate::phase::enter(crate::phase::StepPhase::Backward);
         let emb_grads = loss.backward();
         let grad_of = |t: &Tensor<2>| t.grad(&emb_grads);
         let role_grads = [grad_of(&queries), grad_of(&positives), negatives.as_ref().and_then(grad_of)];
@@ -217,6 +218,7 @@ impl CachedLoss {
         };
         let loss = self.loss.forward(batch)?;
         let loss_value = scalar(&loss);
+        crate::phase::enter(crate::phase::StepPhase::Backward);
         let grads = GradientsParams::from_grads(loss.backward(), model);
         Ok(LossStep { loss: loss_value, grads })
     }

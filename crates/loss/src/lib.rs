@@ -36,6 +36,7 @@ mod config;
 mod error;
 mod losses;
 pub mod mask;
+pub mod phase;
 
 pub use cached::{CachedLoss, ChunkedEncoder, EmbeddingRole, LossStep, chunk_ranges, chunk_seed};
 pub use config::{LossConfig, LossKind, LossSettings, Reduction, ScoreFn};

@@ -83,9 +83,17 @@ pub fn layer_norm_dropout(x: Tensor<3>, norm: &LayerNorm, eps: f64, dropout: &Dr
 
 /// `layer.forward(x)` for `x [tokens, in]`: the encoder's dense layers. On Flex (plain or
 /// autodiff, f32) the product and its gradients are direct `gemm` calls into fresh uninitialised
-/// buffers, bit-identical to burn's; elsewhere burn's op.
+/// buffers, bit-identical to burn's; on LibTorch one `addmm` forward and libtorch's
+/// `AddmmBackward` (burn's op would be a matmul and an add, each with its own backward);
+/// elsewhere burn's op.
 pub fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
     if let Some(out) = flex_linear::linear(layer, &x) {
+        return out;
+    }
+    #[cfg(feature = "tch")]
+    if libtorch_kernels()
+        && let Some(out) = libtorch::linear(&x, layer)
+    {
         return out;
     }
     layer.forward(x)
@@ -219,6 +227,81 @@ pub fn adamw_in_place_applies<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
     #[cfg(not(feature = "tch"))]
     {
         false
+    }
+}
+
+/// The LibTorch parameter updates of one optimizer step, applied together by ATen's fused
+/// multi-tensor AdamW (`aten::_fused_adamw_`, PyTorch's `AdamW(fused=True)`) in
+/// [`AdamWBatch::apply`]: one operator per step instead of ~9 per parameter tensor (on a GPU,
+/// one kernel launch per group of tensors instead of ~1,800 per step for e5-small).
+///
+/// burn's optimizer interface hands over one parameter at a time, so [`AdamWBatch::defer`]
+/// queues each update and returns handles that share the parameter's and moments' storage; the
+/// update happens in place when the caller applies the batch after the module walk. Clones share
+/// one queue.
+#[derive(Clone, Default)]
+pub struct AdamWBatch {
+    #[cfg(feature = "tch")]
+    queue: std::sync::Arc<std::sync::Mutex<Vec<libtorch::PendingAdamW>>>,
+}
+
+impl std::fmt::Debug for AdamWBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdamWBatch").finish_non_exhaustive()
+    }
+}
+
+impl AdamWBatch {
+    /// Whether [`AdamWBatch::defer`] takes these tensors: all on a plain LibTorch device, with
+    /// the fused kernels switched on ([`set_libtorch_kernels`]).
+    pub fn accepts<const D: usize>(&self, tensors: &[&Tensor<D>]) -> bool {
+        #[cfg(feature = "tch")]
+        {
+            libtorch_kernels() && tensors.iter().all(|t| libtorch::is_plain(t))
+        }
+        #[cfg(not(feature = "tch"))]
+        {
+            let _ = tensors;
+            false
+        }
+    }
+
+    /// Queues the update of `param` with `grad` and the moments `(m, v)` (`None` on the first
+    /// step) and returns the parameter and moments, which [`AdamWBatch::apply`] updates in place.
+    ///
+    /// # Panics
+    /// Unless [`AdamWBatch::accepts`] holds for all of the tensors.
+    pub fn defer<const D: usize>(
+        &self,
+        param: Tensor<D>,
+        grad: Tensor<D>,
+        moments: Option<(Tensor<D>, Tensor<D>)>,
+        update: &AdamWUpdate,
+    ) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+        #[cfg(feature = "tch")]
+        {
+            let mut queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            libtorch::defer_adamw(param, grad, moments, update, &mut queue)
+        }
+        #[cfg(not(feature = "tch"))]
+        {
+            let _ = (param, grad, moments, update);
+            panic!("AdamWBatch::defer: no LibTorch in this build (check AdamWBatch::accepts first)")
+        }
+    }
+
+    /// Applies the queued updates and empties the queue (nothing to do when it is empty). An
+    /// error is libtorch's message.
+    pub fn apply(&self) -> Result<(), String> {
+        #[cfg(feature = "tch")]
+        {
+            let mut queue = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            libtorch::fused_adamw(&mut queue)
+        }
+        #[cfg(not(feature = "tch"))]
+        {
+            Ok(())
+        }
     }
 }
 

@@ -178,7 +178,9 @@ test_device!(fn gelu_kernel_equals_burns_gelu_with_gradients(device) {
     assert!(common::max_abs_diff(&plain, &burns.0) <= 1e-6);
 });
 
-test_device!(fn linear_kernel_is_bit_identical_to_burns_linear(device) {
+// On Flex the kernel is burn's arithmetic, bit for bit. On LibTorch it is libtorch's `addmm`
+// (PyTorch's nn.Linear), which adds the bias inside the product: equal to rounding.
+test_device!(fn linear_kernel_matches_burns_linear(device) {
     use burn::nn::{Linear, LinearConfig};
     let ad = device.clone().autodiff();
     ad.seed(9);
@@ -204,14 +206,22 @@ test_device!(fn linear_kernel_is_bit_identical_to_burns_linear(device) {
         let ours = run(hybrid_ir_model::kernels::linear(&layer, x.clone()));
         let burns = run(layer.forward(x.clone()));
         let shape = format!("[{tokens}, {d_in}] x [{d_in}, {d_out}]");
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&ours.0), bits(&burns.0), "{shape}: outputs differ");
-        assert_eq!(bits(&ours.1), bits(&burns.1), "{shape}: input gradients differ");
-        assert_eq!(bits(&ours.2), bits(&burns.2), "{shape}: weight gradients differ");
-        assert_eq!(bits(&ours.3), bits(&burns.3), "{shape}: bias gradients differ");
+        let same = |a: &[f32], b: &[f32], what: &str| {
+            if device == Device::flex() {
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(a), bits(b), "{shape}: {what} differ");
+            } else {
+                let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                assert!(common::max_abs_diff(a, b) <= 1e-5 * scale, "{shape}: {what} differ beyond rounding");
+            }
+        };
+        same(&ours.0, &burns.0, "outputs");
+        same(&ours.1, &burns.1, "input gradients");
+        same(&ours.2, &burns.2, "weight gradients");
+        same(&ours.3, &burns.3, "bias gradients");
         // Plain (inference) devices take the same path.
         let plain = values(hybrid_ir_model::kernels::linear(&layer.valid(), x.clone().inner()));
-        assert_eq!(bits(&plain), bits(&burns.0), "{shape}: inference output differs");
+        same(&plain, &ours.0, "inference outputs");
     }
 });
 

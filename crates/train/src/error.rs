@@ -36,6 +36,9 @@ pub enum TrainError {
         /// What is wrong.
         message: String,
     },
+    /// The optimizer's fused LibTorch update failed (libtorch's message).
+    #[error("optimizer step: {0}")]
+    Optimizer(String),
     /// A checkpoint file is missing, truncated, corrupt or does not match the run.
     #[error("checkpoint {path}: {message}")]
     Checkpoint {

@@ -5,18 +5,22 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
+use hybrid_ir_loss::phase::{self, StepPhase};
 use hybrid_ir_loss::{CachedLoss, ContrastiveLoss};
 use hybrid_ir_model::Backbone;
+use hybrid_ir_model::kernels::AdamWBatch;
 
 use crate::adamw::InPlaceAdamW;
 use crate::config::{LossSection, OptimSection};
 use crate::encode::TokenizedBatch;
-use crate::error::Result;
+use crate::error::{Result, TrainError};
 
 /// Optimizer state plus the settings that shape a step.
 pub struct StepRunner {
     /// AdamW over the encoder ([`InPlaceAdamW`]: burn's rule and state, which checkpoints save).
     pub optim: ModuleOptimizer,
+    /// The LibTorch updates `optim` defers to one fused call, applied in [`StepRunner::apply`].
+    adamw_batch: AdamWBatch,
     /// The loss, with its chunking.
     pub cached: CachedLoss,
     /// GradCache (`true`) or one forward with graph over the whole batch.
@@ -64,14 +68,11 @@ impl StepRunner {
     /// AdamW as `optim` says around `loss`, chunked and cached as `step` says; dropout seeds
     /// derive from `seed`.
     pub fn new(optim: &OptimSection, loss: Box<dyn ContrastiveLoss>, step: &StepSettings, seed: u64) -> Result<Self> {
-        let adamw = ModuleOptimizer::from(InPlaceAdamW::new(
-            optim.beta1 as f32,
-            optim.beta2 as f32,
-            optim.eps as f32,
-            optim.weight_decay as f32,
-        ));
+        let (adamw, adamw_batch) =
+            InPlaceAdamW::new(optim.beta1 as f32, optim.beta2 as f32, optim.eps as f32, optim.weight_decay as f32).deferring();
         Ok(Self {
-            optim: adamw,
+            optim: ModuleOptimizer::from(adamw),
+            adamw_batch,
             cached: CachedLoss::new(loss, step.chunk_size)?,
             use_cache: step.cached,
             grad_clip_norm: optim.grad_clip_norm,
@@ -85,6 +86,7 @@ impl StepRunner {
         let mut acc = GradientsAccumulator::<B>::new();
         let mut losses = Vec::with_capacity(batches.len());
         for (micro, tokens) in batches.iter().enumerate() {
+            phase::enter(StepPhase::Forward);
             let seed = step_seed(self.seed, step, micro);
             let out = if self.use_cache {
                 self.cached.step(model, tokens, Some(&tokens.group_keys), seed)?
@@ -92,6 +94,7 @@ impl StepRunner {
                 self.cached.uncached_step(model, tokens, Some(&tokens.group_keys), seed)?
             };
             losses.push(out.loss);
+            phase::enter(StepPhase::Optimizer);
             acc.accumulate(model, out.grads);
         }
         let mut grads = acc.grads();
@@ -110,8 +113,12 @@ impl StepRunner {
     }
 
     /// Applies the update with learning rate `lr`.
-    pub fn apply<B: Backbone>(&mut self, model: B, grads: GradientsParams, lr: f64) -> B {
-        self.optim.step(lr, model, grads)
+    pub fn apply<B: Backbone>(&mut self, model: B, grads: GradientsParams, lr: f64) -> Result<B> {
+        phase::enter(StepPhase::Optimizer);
+        let model = self.optim.step(lr, model, grads);
+        self.adamw_batch.apply().map_err(TrainError::Optimizer)?;
+        phase::enter(StepPhase::Idle);
+        Ok(model)
     }
 }
 

@@ -457,7 +457,7 @@ impl<B: Backbone> Trainer<B> {
         }
         let lr = self.schedule.lr_at(step);
         let model = self.model.take().expect("model present between steps");
-        self.model = Some(self.runner.apply(model, out.grads, lr));
+        self.model = Some(self.runner.apply(model, out.grads, lr)?);
         self.lr = lr;
         self.step = step;
         self.examples_seen += pairs as u64;

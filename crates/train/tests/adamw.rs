@@ -1,11 +1,13 @@
-//! The trainer's AdamW (in place on LibTorch) against burn's `AdamW` on every compiled-in device:
-//! same parameters after several steps on the same gradients, and a model clone that shares the starting weights is
-//! left untouched (in-place updates must never reach shared storage).
+//! The trainer's AdamW (in place; on LibTorch also deferred to one fused update per step) against
+//! burn's `AdamW` on every compiled-in device: same parameters after several steps on the same
+//! gradients, and a model clone that shares the starting weights is left untouched (in-place
+//! updates must never reach shared storage).
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Tensor};
 use hybrid_ir_model::{BertConfig, BertEncoder, test_device};
+use hybrid_ir_model::kernels::AdamWBatch;
 use hybrid_ir_train::adamw::InPlaceAdamW;
 
 const STEPS: usize = 4;
@@ -52,11 +54,14 @@ fn synthetic_gradients(model: &BertEncoder, step: u64, device: &Device) -> Gradi
     visitor.0
 }
 
-/// `STEPS` optimizer steps with the same gradients.
-fn train(mut model: BertEncoder, mut optim: ModuleOptimizer, device: &Device) -> BertEncoder {
+/// `STEPS` optimizer steps with the same gradients (applying `batch` after each, if given).
+fn train(mut model: BertEncoder, mut optim: ModuleOptimizer, batch: Option<&AdamWBatch>, device: &Device) -> BertEncoder {
     for step in 0..STEPS as u64 {
         let grads = synthetic_gradients(&model, step, device);
         model = optim.step(LR, model, grads);
+        if let Some(batch) = batch {
+            batch.apply().unwrap();
+        }
     }
     model
 }
@@ -66,15 +71,19 @@ test_device!(fn in_place_adamw_matches_burns_adamw_and_spares_shared_weights(dev
     let start = tiny_encoder(&ad);
     let before = values(&start);
     let (b1, b2, eps, wd) = (0.9, 0.999, 1e-8, 0.01);
-    let ours = train(start.clone(), ModuleOptimizer::from(InPlaceAdamW::new(b1, b2, eps, wd)), &ad);
     let burns = train(
         start.clone(),
         AdamWConfig::new().with_beta_1(b1).with_beta_2(b2).with_epsilon(eps).with_weight_decay(wd).init(),
+        None,
         &ad,
     );
+    let burns = values(&burns);
+    let per_tensor = train(start.clone(), ModuleOptimizer::from(InPlaceAdamW::new(b1, b2, eps, wd)), None, &ad);
+    let (deferring, batch) = InPlaceAdamW::new(b1, b2, eps, wd).deferring();
+    let fused = train(start.clone(), ModuleOptimizer::from(deferring), Some(&batch), &ad);
     assert_eq!(values(&start), before, "the shared starting weights changed");
-    let (ours, burns) = (values(&ours), values(&burns));
-    for (i, (o, b)) in ours.iter().zip(&burns).enumerate() {
+    for (i, (o, b)) in values(&per_tensor).iter().zip(&burns).chain(values(&fused).iter().zip(&burns)).enumerate() {
+        let i = i % burns.len();
         let moved = o.iter().zip(&before[i]).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(moved > 1e-3, "parameter {i} barely moved ({moved}): the test would prove nothing");
         let diff = o.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);

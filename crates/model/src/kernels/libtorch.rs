@@ -5,9 +5,10 @@
 //! runs with libtorch's grad mode on, so libtorch records its own small graph with its fused
 //! backward kernels (`native_layer_norm_backward`, the SDPA backward, dropout's mask product).
 //! The output goes back to burn detached, as a node whose state is that graph.
-//! Backward: burn hands the node its output gradient `g`; libtorch differentiates
-//! `sum(output * g)` with respect to the leaves, which is exactly `g` pulled back through the
-//! block, and the leaf gradients are registered for the block's burn parents.
+//! Backward: burn hands the node its output gradient `g`; libtorch pulls `g` back through the
+//! recorded graph to the leaves (`torch::autograd::grad` with `grad_outputs`, through
+//! `torch_ops.cpp`: no extra operators), and the leaf gradients are registered for the block's
+//! burn parents.
 //!
 //! The state also holds burn handles to the tensors libtorch saves for its backward (attention's
 //! q, k, v and output, LayerNorm's parameters): while it lives, burn sees their storage as shared
@@ -119,13 +120,9 @@ impl<const N: usize> Backward<LibTorch, N> for LibTorchBlock {
             return;
         }
         let inputs: Vec<&tch::Tensor> = wanted.iter().map(|(_, leaf)| leaf).collect();
-        // libtorch's `run_backward` takes no output gradient: differentiate <output, g> instead.
-        let gradients = tch::with_grad(|| {
-            let root = (&output * &grad.tensor).sum(output.kind());
-            tch::Tensor::run_backward(&[root], &inputs, false, false)
-        });
+        let gradients = autograd_grad(&output, &grad.tensor, &inputs).unwrap_or_else(|e| panic!("{e}"));
         for ((i, _), gradient) in wanted.iter().zip(gradients) {
-            if let Some(parent) = &ops.parents[*i] {
+            if let (Some(parent), Some(gradient)) = (&ops.parents[*i], gradient) {
                 grads.register::<LibTorch>(parent.id, TchTensor::new(gradient));
             }
         }
@@ -311,4 +308,154 @@ pub(super) fn adamw<const D: usize>(
     });
     let wrap = |t: TchTensor| Tensor::<D>::from_primitive::<LibTorch>(t);
     (wrap(p), wrap(m), wrap(v))
+}
+
+/// One parameter's update waiting for [`fused_adamw`]: tch handles sharing the storage of the
+/// tensors burn holds, so the fused update in place is what burn sees.
+pub(super) struct PendingAdamW {
+    param: tch::Tensor,
+    grad: tch::Tensor,
+    exp_avg: tch::Tensor,
+    exp_avg_sq: tch::Tensor,
+    update: super::AdamWUpdate,
+}
+
+/// Queues the update of `param` for [`fused_adamw`] and returns the parameter and moments (the
+/// moments start at zero). Their values change when the queue is applied.
+pub(super) fn defer_adamw<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    moments: Option<(Tensor<D>, Tensor<D>)>,
+    update: &super::AdamWUpdate,
+    queue: &mut Vec<PendingAdamW>,
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    let (p, g) = (owned(param), owned(grad));
+    let (m, v) = match moments {
+        Some((m, v)) => (owned(m), owned(v)),
+        None => (TchTensor::new(p.tensor.zeros_like()), TchTensor::new(p.tensor.zeros_like())),
+    };
+    queue.push(PendingAdamW {
+        param: p.tensor.shallow_clone(),
+        grad: g.tensor.shallow_clone(),
+        exp_avg: m.tensor.shallow_clone(),
+        exp_avg_sq: v.tensor.shallow_clone(),
+        update: *update,
+    });
+    let wrap = |t: TchTensor| Tensor::<D>::from_primitive::<LibTorch>(t);
+    (wrap(p), wrap(m), wrap(v))
+}
+
+#[allow(unsafe_code)] // the C++ shim's declarations; their calls are audited where they happen
+unsafe extern "C" {
+    // src/kernels/torch_ops.cpp (compiled by build.rs); tensors are tch's `at::Tensor*` handles.
+    fn hybrid_ir_autograd_grad(
+        output: *mut torch_sys::C_tensor,
+        grad_output: *mut torch_sys::C_tensor,
+        inputs: *const *mut torch_sys::C_tensor,
+        n: usize,
+        results: *mut *mut torch_sys::C_tensor,
+        error: *mut std::ffi::c_char,
+        error_len: usize,
+    ) -> std::ffi::c_int;
+    fn hybrid_ir_fused_adamw(
+        params: *const *mut torch_sys::C_tensor,
+        grads: *const *mut torch_sys::C_tensor,
+        exp_avgs: *const *mut torch_sys::C_tensor,
+        exp_avg_sqs: *const *mut torch_sys::C_tensor,
+        n: usize,
+        step: f64,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+        error: *mut std::ffi::c_char,
+        error_len: usize,
+    ) -> std::ffi::c_int;
+}
+
+/// Applies and empties `queue`: one `aten::_fused_adamw_` per group of updates with the same
+/// scalars (in a step, all parameters but those that missed earlier steps share them).
+#[allow(unsafe_code)] // the call into torch_ops.cpp and the read of its error message
+pub(super) fn fused_adamw(queue: &mut Vec<PendingAdamW>) -> Result<(), String> {
+    while let Some(first) = queue.first().map(|p| p.update) {
+        let (mut group, rest): (Vec<PendingAdamW>, Vec<PendingAdamW>) = queue.drain(..).partition(|p| p.update == first);
+        *queue = rest;
+        let mut handles = |pick: fn(&mut PendingAdamW) -> &mut tch::Tensor| -> Vec<*mut torch_sys::C_tensor> {
+            group.iter_mut().map(|p| pick(p).as_mut_ptr()).collect()
+        };
+        let (params, grads) = (handles(|p| &mut p.param), handles(|p| &mut p.grad));
+        let (exp_avgs, exp_avg_sqs) = (handles(|p| &mut p.exp_avg), handles(|p| &mut p.exp_avg_sq));
+        let mut error = [0 as std::ffi::c_char; 512];
+        let super::AdamWUpdate { lr, beta_1, beta_2, epsilon, weight_decay, time } = first;
+        // SAFETY: four arrays of `group.len()` live tensor handles (`group` owns the tensors until
+        // the call returns) and a writable buffer of `error.len()` bytes for the message.
+        let status = unsafe {
+            hybrid_ir_fused_adamw(
+                params.as_ptr(),
+                grads.as_ptr(),
+                exp_avgs.as_ptr(),
+                exp_avg_sqs.as_ptr(),
+                group.len(),
+                time as f64,
+                lr,
+                f64::from(beta_1),
+                f64::from(beta_2),
+                f64::from(weight_decay),
+                f64::from(epsilon),
+                error.as_mut_ptr(),
+                error.len(),
+            )
+        };
+        if status != 0 {
+            // SAFETY: the C++ side wrote a NUL-terminated message into `error`.
+            let message = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) };
+            return Err(format!("aten::_fused_adamw_ failed: {}", message.to_string_lossy()));
+        }
+    }
+    Ok(())
+}
+
+/// `grad` pulled back through `output`'s recorded graph to `inputs` (`None` for an unused one).
+#[allow(unsafe_code)] // the call into torch_ops.cpp and the adoption of the handles it returns
+fn autograd_grad(output: &tch::Tensor, grad: &tch::Tensor, inputs: &[&tch::Tensor]) -> Result<Vec<Option<tch::Tensor>>, String> {
+    let handles: Vec<*mut torch_sys::C_tensor> = inputs.iter().map(|t| t.as_ptr().cast_mut()).collect();
+    let mut results: Vec<*mut torch_sys::C_tensor> = vec![std::ptr::null_mut(); inputs.len()];
+    let mut error = [0 as std::ffi::c_char; 512];
+    // SAFETY: `output`, `grad` and the input handles are live tensors borrowed for the call (the
+    // C++ side copies the `at::Tensor` values, it does not take them over); `results` has room
+    // for one handle per input; `error` is writable for its length.
+    let status = unsafe {
+        hybrid_ir_autograd_grad(
+            output.as_ptr().cast_mut(),
+            grad.as_ptr().cast_mut(),
+            handles.as_ptr(),
+            handles.len(),
+            results.as_mut_ptr(),
+            error.as_mut_ptr(),
+            error.len(),
+        )
+    };
+    if status != 0 {
+        // SAFETY: the C++ side wrote a NUL-terminated message into `error`.
+        let message = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) };
+        return Err(format!("libtorch backward of a fused block failed: {}", message.to_string_lossy()));
+    }
+    // SAFETY: each non-null result is a new `at::Tensor` allocated with `new`, which tch's
+    // Tensor owns from here (it frees it with libtorch's `at_free`, i.e. `delete`).
+    Ok(results.into_iter().map(|r| (!r.is_null()).then(|| unsafe { tch::Tensor::from_ptr(r) })).collect())
+}
+
+// The dense layer: libtorch keeps x and the weight for its backward (AddmmBackward: two mm and,
+// with a bias, one sum), as PyTorch's nn.Linear does.
+const LINEAR_3: Saved<3> = Saved { inputs: [true, true, false], output: false };
+const LINEAR_2: Saved<2> = Saved { inputs: [true, true], output: false };
+
+/// `x · W + b` as one `addmm` (burn: a matmul and an add, forward and backward).
+pub(super) fn linear(x: &Tensor<2>, layer: &burn::nn::Linear) -> Option<Tensor<2>> {
+    let weight = unwrap(&layer.weight.val());
+    match layer.bias.as_ref().map(|b| unwrap(&b.val())) {
+        Some(bias) => run([unwrap(x), weight, bias], LINEAR_3, |[x, w, b]| b.addmm(x, w)),
+        None => run([unwrap(x), weight], LINEAR_2, |[x, w]| x.mm(w)),
+    }
 }
