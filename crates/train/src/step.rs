@@ -8,7 +8,7 @@ use burn::tensor::Tensor;
 use hybrid_ir_loss::phase::{self, StepPhase};
 use hybrid_ir_loss::{CachedLoss, ContrastiveLoss};
 use hybrid_ir_model::Backbone;
-use hybrid_ir_model::kernels::AdamWBatch;
+use hybrid_ir_model::kernels::{AdamWBatch, GlobalNorm};
 
 use crate::adamw::InPlaceAdamW;
 use crate::config::{LossSection, OptimSection};
@@ -101,7 +101,7 @@ impl StepRunner {
         if batches.len() > 1 {
             scale_grads(model, &mut grads, 1.0 / batches.len() as f64);
         }
-        let norm = grad_norm(model, &grads);
+        let norm = grad_norm(model, &grads)?;
         if let Some(max) = self.grad_clip_norm
             && max > 0.0
             && norm.is_finite()
@@ -131,23 +131,20 @@ pub fn step_seed(seed: u64, step: u64, micro: usize) -> u64 {
     z ^ (z >> 31)
 }
 
-/// L2 norm of all gradients of `model`'s parameters. The squared sums stay on the device and
-/// are read back once (one sync instead of one per parameter: ~200 on e5, costly on CUDA).
-fn grad_norm<M: Module>(model: &M, grads: &GradientsParams) -> f64 {
-    struct Norm<'a>(&'a GradientsParams, Vec<Tensor<1>>);
+/// L2 norm of all gradients of `model`'s parameters, read back once (one sync instead of one per
+/// parameter: ~200 on e5, costly on CUDA); on LibTorch one multi-tensor norm ([`GlobalNorm`]).
+fn grad_norm<M: Module>(model: &M, grads: &GradientsParams) -> Result<f64> {
+    struct Norm<'a>(&'a GradientsParams, GlobalNorm);
     impl ModuleVisitor for Norm<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if let Some(g) = self.0.get::<D>(param.id) {
-                self.1.push(hybrid_ir_model::kernels::sum_of_squares(g));
+                self.1.add(&g);
             }
         }
     }
-    let mut v = Norm(grads, Vec::new());
+    let mut v = Norm(grads, GlobalNorm::default());
     model.visit(&mut v);
-    if v.1.is_empty() {
-        return 0.0;
-    }
-    Tensor::cat(v.1, 0).sum().into_scalar::<f64>().sqrt()
+    v.1.total().map_err(TrainError::Optimizer)
 }
 
 /// Multiplies every gradient by `factor`.

@@ -348,6 +348,13 @@ pub(super) fn defer_adamw<const D: usize>(
 #[allow(unsafe_code)] // the C++ shim's declarations; their calls are audited where they happen
 unsafe extern "C" {
     // src/kernels/torch_ops.cpp (compiled by build.rs); tensors are tch's `at::Tensor*` handles.
+    fn hybrid_ir_global_norm(
+        tensors: *const *mut torch_sys::C_tensor,
+        n: usize,
+        norm: *mut f64,
+        error: *mut std::ffi::c_char,
+        error_len: usize,
+    ) -> std::ffi::c_int;
     fn hybrid_ir_autograd_grad(
         output: *mut torch_sys::C_tensor,
         grad_output: *mut torch_sys::C_tensor,
@@ -458,4 +465,29 @@ pub(super) fn linear(x: &Tensor<2>, layer: &burn::nn::Linear) -> Option<Tensor<2
         Some(bias) => run([unwrap(x), weight, bias], LINEAR_3, |[x, w, b]| b.addmm(x, w)),
         None => run([unwrap(x), weight], LINEAR_2, |[x, w]| x.mm(w)),
     }
+}
+
+/// The libtorch handle of a plain LibTorch tensor (`None` otherwise), for [`global_norm`].
+pub(super) fn plain_handle<const D: usize>(tensor: &Tensor<D>) -> Option<tch::Tensor> {
+    match unwrap(tensor)? {
+        Input::Plain(t) => Some(t.tensor.shallow_clone()),
+        Input::Autodiff(_) => None,
+    }
+}
+
+/// The L2 norm of `tensors` taken together: `_foreach_norm`, the norm of the norms, one read.
+#[allow(unsafe_code)] // the call into torch_ops.cpp
+pub(super) fn global_norm(tensors: &[tch::Tensor]) -> Result<f64, String> {
+    let handles: Vec<*mut torch_sys::C_tensor> = tensors.iter().map(|t| t.as_ptr().cast_mut()).collect();
+    let mut norm = 0.0;
+    let mut error = [0 as std::ffi::c_char; 512];
+    // SAFETY: live tensor handles borrowed for the call, a writable f64 and error buffer.
+    let status =
+        unsafe { hybrid_ir_global_norm(handles.as_ptr(), handles.len(), &mut norm, error.as_mut_ptr(), error.len()) };
+    if status != 0 {
+        // SAFETY: the C++ side wrote a NUL-terminated message into `error`.
+        let message = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) };
+        return Err(format!("aten::_foreach_norm failed: {}", message.to_string_lossy()));
+    }
+    Ok(norm)
 }

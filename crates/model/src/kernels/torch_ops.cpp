@@ -41,6 +41,24 @@ int hybrid_ir_fused_adamw(at::Tensor* const* params, at::Tensor* const* grads, a
   }
 }
 
+// The L2 norm of n tensors taken together (a global gradient norm): ATen's multi-tensor
+// _foreach_norm (one launch per group of tensors on a GPU), then the norm of the norms, read
+// back once. Returns 0, or -1 with the exception's message in `error`.
+int hybrid_ir_global_norm(at::Tensor* const* tensors, size_t n, double* norm, char* error, size_t error_len) {
+  try {
+    if (n == 0) {
+      *norm = 0.0;
+      return 0;
+    }
+    auto norms = at::_foreach_norm(list(tensors, n), 2);
+    *norm = at::linalg_vector_norm(at::stack(norms), 2).item<double>();
+    return 0;
+  } catch (const std::exception& e) {
+    std::snprintf(error, error_len, "%s", e.what());
+    return -1;
+  }
+}
+
 // Gradients of `output` (with upstream gradient `grad_output`) with respect to the n leaves of
 // its recorded graph: torch::autograd::grad, which tch binds only without `grad_outputs`. Each
 // result is a new tensor handle (tch frees it), or null when the leaf is unused. The graph is
