@@ -27,20 +27,25 @@ for b in speed hybrid-ir; do  # xz-compressed by gpu-check.sh; python's lzma nee
 done
 .gpu/xtask convert-e5 --bin .gpu/e5-small-enpt-q4.bin --tokenizer .gpu/tokenizer.json --out "$M"
 record $S prepare --model "$M" --data "$D" --out "$W/in" --batch 100 --batches 4 --sequences 0
-record $S compare-devices --model "$M" --sequences "$Q" --a tch-cpu --b tch-cuda:0 --limit 512
+# GPU_QUICK=1: only the GEMM, the training step (fp32, bf16), fp32 encoding and the operator
+# counts (a second run in one session, when device time is short).
+Q1=${GPU_QUICK:-0}
+[ "$Q1" = 1 ] || record $S compare-devices --model "$M" --sequences "$Q" --a tch-cpu --b tch-cuda:0 --limit 512
 record $S gemm --device tch-cuda:0 --n 4096 --reps 20
 record python3 benches/pytorch_bench.py gemm --device cuda --n 4096 --reps 20
-for extra in "" "--bf16" "--burn-kernels" "--sort-by-length --chunk-size 25" "--sort-by-length --chunk-size 25 --freeze-embeddings"; do
+variants=("" "--bf16" "--burn-kernels" "--sort-by-length --chunk-size 25" "--sort-by-length --chunk-size 25 --freeze-embeddings")
+[ "$Q1" = 1 ] && variants=("" "--bf16")
+for extra in "${variants[@]}"; do
   record $S train-step --device tch-cuda:0 --model "$M" --batches "$B" --warmup 3 --steps 10 $extra
 done
 record python3 benches/pytorch_bench.py train-step --device cuda --model "$M" --batches "$B" --warmup 3 --steps 10
-record python3 benches/pytorch_bench.py train-step --device cuda --model "$M" --batches "$B" --warmup 3 --steps 10 --freeze-embeddings
+[ "$Q1" = 1 ] || record python3 benches/pytorch_bench.py train-step --device cuda --model "$M" --batches "$B" --warmup 3 --steps 10 --freeze-embeddings
 record python3 benches/pytorch_bench.py train-step --device cuda --model "$M" --batches "$B" --warmup 3 --steps 10 --dtype bf16
 record $S encode --device tch-cuda:0 --model "$M" --sequences "$Q" --batch 64
-record $S encode --device tch-cuda:0 --model "$M" --sequences "$Q" --batch 64 --bf16
+[ "$Q1" = 1 ] || record $S encode --device tch-cuda:0 --model "$M" --sequences "$Q" --batch 64 --bf16
 record python3 benches/pytorch_bench.py encode --device cuda --model "$M" --sequences "$Q" --batch 64
-record python3 benches/pytorch_bench.py encode --device cuda --model "$M" --sequences "$Q" --batch 64 --dtype bf16
-record $S eval --device tch-cuda:0 --model "$M" --data "$D" --benchmark xquad-r
+[ "$Q1" = 1 ] || record python3 benches/pytorch_bench.py encode --device cuda --model "$M" --sequences "$Q" --batch 64 --dtype bf16
+[ "$Q1" = 1 ] || record $S eval --device tch-cuda:0 --model "$M" --data "$D" --benchmark xquad-r
 echo "== speed op-count" >&2
 $S op-count --device tch-cuda:0 --model "$M" --batches "$B" --python python3 --counter .gpu/op-counter.so \
   --steps 2 --tiny-steps 100 --out "$OUT/op-count" > "$OUT/op-count.md" && cat "$OUT/op-count.md"

@@ -453,7 +453,9 @@ pub fn gemm(args: &GemmArgs) -> Result<()> {
             // A different left operand each time: nothing can be reused between products.
             let left = a.clone().add_scalar(r as f64);
             // The product path the encoder's dense layers take (on Flex: a direct gemm call).
-            let product = hybrid_ir_model::kernels::matmul(left, b.clone()).into_data();
+            // One value read back: it waits for the product (CUDA is asynchronous) without timing
+            // a copy of the whole result (64 MB at n = 4096, as long as the product on a GPU).
+            let product = hybrid_ir_model::kernels::matmul(left, b.clone()).slice([0..1, 0..1]).into_data();
             checksum += f64::from(product.as_slice::<f32>().map_or(0.0, |v| v[0]));
         }
         times.push(started.elapsed().as_secs_f64() / args.reps as f64);
