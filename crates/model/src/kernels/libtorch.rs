@@ -383,7 +383,7 @@ unsafe extern "C" {
 
 /// Applies and empties `queue`: one `aten::_fused_adamw_` per group of updates with the same
 /// scalars (in a step, all parameters but those that missed earlier steps share them).
-#[allow(unsafe_code)] // the call into torch_ops.cpp and the read of its error message
+#[allow(unsafe_code)] // the call into torch_ops.cpp
 pub(super) fn fused_adamw(queue: &mut Vec<PendingAdamW>) -> Result<(), String> {
     while let Some(first) = queue.first().map(|p| p.update) {
         let (mut group, rest): (Vec<PendingAdamW>, Vec<PendingAdamW>) = queue.drain(..).partition(|p| p.update == first);
@@ -414,11 +414,7 @@ pub(super) fn fused_adamw(queue: &mut Vec<PendingAdamW>) -> Result<(), String> {
                 error.len(),
             )
         };
-        if status != 0 {
-            // SAFETY: the C++ side wrote a NUL-terminated message into `error`.
-            let message = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) };
-            return Err(format!("aten::_fused_adamw_ failed: {}", message.to_string_lossy()));
-        }
+        shim_result(status, &error, "aten::_fused_adamw_")?;
     }
     Ok(())
 }
@@ -443,11 +439,7 @@ fn autograd_grad(output: &tch::Tensor, grad: &tch::Tensor, inputs: &[&tch::Tenso
             error.len(),
         )
     };
-    if status != 0 {
-        // SAFETY: the C++ side wrote a NUL-terminated message into `error`.
-        let message = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) };
-        return Err(format!("libtorch backward of a fused block failed: {}", message.to_string_lossy()));
-    }
+    shim_result(status, &error, "libtorch backward of a fused block")?;
     // SAFETY: each non-null result is a new `at::Tensor` allocated with `new`, which tch's
     // Tensor owns from here (it frees it with libtorch's `at_free`, i.e. `delete`).
     Ok(results.into_iter().map(|r| (!r.is_null()).then(|| unsafe { tch::Tensor::from_ptr(r) })).collect())
@@ -484,10 +476,16 @@ pub(super) fn global_norm(tensors: &[tch::Tensor]) -> Result<f64, String> {
     // SAFETY: live tensor handles borrowed for the call, a writable f64 and error buffer.
     let status =
         unsafe { hybrid_ir_global_norm(handles.as_ptr(), handles.len(), &mut norm, error.as_mut_ptr(), error.len()) };
-    if status != 0 {
-        // SAFETY: the C++ side wrote a NUL-terminated message into `error`.
-        let message = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) };
-        return Err(format!("aten::_foreach_norm failed: {}", message.to_string_lossy()));
-    }
+    shim_result(status, &error, "aten::_foreach_norm")?;
     Ok(norm)
+}
+
+/// A torch_ops.cpp status as a result: on failure (-1) the message the C++ side wrote into
+/// `error` (NUL-terminated, or cut at the buffer's end), prefixed with `what`.
+fn shim_result(status: std::ffi::c_int, error: &[std::ffi::c_char], what: &str) -> Result<(), String> {
+    if status == 0 {
+        return Ok(());
+    }
+    let bytes: Vec<u8> = error.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    Err(format!("{what} failed: {}", String::from_utf8_lossy(&bytes)))
 }
