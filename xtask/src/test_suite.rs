@@ -6,7 +6,8 @@
 //!    whose tests are written per device (`test_device!` or a loop over the compiled-in devices:
 //!    model, loss, train — train's in-place AdamW and exact resume have a LibTorch path of their
 //!    own — and the facade `hybrid-ir`, whose `swap_backend` example trains on every device)
-//!    again with `tch` on, so the same device tests also run on tch-cpu. The other crates'
+//!    again with `tch` on, so the same device tests also run on tch-cpu; with them the benches'
+//!    smoke test of `speed op-count` (the operator counter needs LibTorch). The other crates'
 //!    tests do not depend on the backend (data, metrics) or reach it only through the model and
 //!    train crates (cli), so a second pass would repeat them on flex.
 //!    This pass uses its own target dir (`<cache>/target-tch`): toggling burn's `tch` feature in
@@ -19,8 +20,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-/// Crates whose tests run once per compiled-in device (see the module docs).
-const DEVICE_TESTED: [&str; 4] = ["hybrid-ir", "hybrid-ir-loss", "hybrid-ir-model", "hybrid-ir-train"];
+/// Crates whose tests run once per compiled-in device, and the benches (see the module docs).
+const DEVICE_TESTED: [&str; 5] = ["hybrid-ir", "hybrid-ir-benches", "hybrid-ir-loss", "hybrid-ir-model", "hybrid-ir-train"];
 
 /// Arguments of `cargo xtask test`.
 #[derive(clap::Args)]

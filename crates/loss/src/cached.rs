@@ -165,7 +165,6 @@ impl CachedLoss {
         let (queries, positives) = (queries.expect("queries"), positives.expect("positives"));
         let batch = ContrastiveBatch { queries: queries.clone(), positives: positives.clone(), negatives: negatives.clone(), group_keys };
         let loss = self.loss.forward(batch)?;
-        let loss_value = scalar(&loss);
         crate::phase::enter(crate::phase::StepPhase::Backward);
         let emb_grads = loss.backward();
         let grad_of = |t: &Tensor<2>| t.grad(&emb_grads);
@@ -186,7 +185,9 @@ impl CachedLoss {
                 accumulator.accumulate(model, grads);
             }
         }
-        Ok(LossStep { loss: loss_value, grads: accumulator.grads() })
+        // Read back last: a read is a sync on a GPU, and mid-step it would idle the device
+        // while the host queues the rest of the step.
+        Ok(LossStep { loss: scalar(&loss), grads: accumulator.grads() })
     }
 
     /// Reference without caching: same per-chunk dropout seeds, every chunk forwarded with graph,
@@ -217,10 +218,10 @@ impl CachedLoss {
             group_keys,
         };
         let loss = self.loss.forward(batch)?;
-        let loss_value = scalar(&loss);
         crate::phase::enter(crate::phase::StepPhase::Backward);
         let grads = GradientsParams::from_grads(loss.backward(), model);
-        Ok(LossStep { loss: loss_value, grads })
+        // Read back after the backward is queued (see `step`).
+        Ok(LossStep { loss: scalar(&loss), grads })
     }
 
     /// Loss of a batch without gradients (validation): embeds chunk by chunk in the encoder's
