@@ -89,8 +89,7 @@ pub fn op_count(args: &OpCountArgs) -> Result<()> {
         Some(lib) => lib.clone(),
         None => compile_counter(&libtorch_dir()?, true, &args.out.join("op-counter-hybrid-ir.so"))?,
     };
-    let (model, batches, threads) = (args.model.display().to_string(), args.batches.display().to_string(), args.threads.to_string());
-    let steps = args.steps.max(1).to_string();
+    let steps = args.steps.max(1);
     let mut engines = Vec::new();
     if !args.no_pytorch {
         let lib = match &args.counter {
@@ -101,17 +100,14 @@ pub fn op_count(args: &OpCountArgs) -> Result<()> {
             }
         };
         let out = args.out.join("ops-pytorch.json");
-        let mut torch = Command::new(&python);
-        torch.arg(&script).args(["train-step", "--model", &model, "--batches", &batches, "--device", torch_device]);
-        torch.args(["--warmup", "1", "--steps", &steps, "--threads", &threads]).env("LD_PRELOAD", &lib).env(OUT_ENV, &out);
+        let mut torch = torch_step(Command::new(&python), &script, args, &args.batches, torch_device, 1, steps);
+        torch.env("LD_PRELOAD", &lib).env(OUT_ENV, &out);
         let run = crate::configs::run_json(&mut torch, "pytorch train-step (counted)")?;
         engines.push(Engine { name: "PyTorch", run, tables: read_json(&out)? });
     }
     let out = args.out.join("ops-hybrid-ir.json");
-    let mut ours = Command::new(&exe);
-    ours.args(["train-step", "--model", &model, "--batches", &batches, "--device", &args.device.to_string()]);
-    ours.args(["--warmup", "1", "--steps", &steps]).env("LD_PRELOAD", &ours_lib).env(OUT_ENV, &out);
-    ours.env("RAYON_NUM_THREADS", &threads).env("OMP_NUM_THREADS", &threads);
+    let mut ours = our_step(Command::new(&exe), args, &args.batches, 1, steps);
+    ours.env("LD_PRELOAD", &ours_lib).env(OUT_ENV, &out);
     let run = crate::configs::run_json(&mut ours, "hybrid-ir train-step (counted)")?;
     engines.push(Engine { name: "hybrid-ir", run, tables: read_json(&out)? });
 
@@ -133,6 +129,21 @@ pub fn op_count(args: &OpCountArgs) -> Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n").with_context(|| format!("writing {}", path.display()))?;
     eprintln!("written: {}", path.display());
     Ok(())
+}
+
+/// `cmd` (`speed`, or valgrind before it) with the arguments of our `speed train-step` run.
+fn our_step(mut cmd: Command, args: &OpCountArgs, batches: &Path, warmup: usize, steps: usize) -> Command {
+    cmd.args(["train-step", "--device", &args.device.to_string(), "--warmup", &warmup.to_string(), "--steps", &steps.to_string()]);
+    cmd.arg("--model").arg(&args.model).arg("--batches").arg(batches);
+    cmd.env("RAYON_NUM_THREADS", args.threads.to_string()).env("OMP_NUM_THREADS", args.threads.to_string());
+    cmd
+}
+
+/// `cmd` (python, or valgrind before it) with the arguments of PyTorch's matching run.
+fn torch_step(mut cmd: Command, script: &Path, args: &OpCountArgs, batches: &Path, device: &str, warmup: usize, steps: usize) -> Command {
+    cmd.arg(script).args(["train-step", "--device", device, "--warmup", &warmup.to_string(), "--steps", &steps.to_string()]);
+    cmd.arg("--model").arg(&args.model).arg("--batches").arg(batches).args(["--threads", &args.threads.to_string()]);
+    cmd
 }
 
 /// One counted engine: its train-step record and the counter's tables.
@@ -293,11 +304,9 @@ fn tiny_step(args: &OpCountArgs, exe: &Path, python: &Path, script: &Path, torch
     };
     let path = args.out.join("tiny-batches.json");
     std::fs::write(&path, serde_json::to_string(&tiny)?).with_context(|| format!("writing {}", path.display()))?;
-    let (model, batches, threads) = (args.model.display().to_string(), path.display().to_string(), args.threads.to_string());
 
     // One run of each engine; under callgrind when `prefix` is given (PREFIX.<engine>.out).
     let run = |warmup: usize, steps: usize, prefix: Option<&Path>| -> Result<(Option<Value>, Value)> {
-        let (warmup, steps) = (warmup.to_string(), steps.to_string());
         let start = |program: &Path, engine: &str| -> Command {
             let Some(prefix) = prefix else { return Command::new(program) };
             let mut c = Command::new("valgrind");
@@ -308,15 +317,12 @@ fn tiny_step(args: &OpCountArgs, exe: &Path, python: &Path, script: &Path, torch
         let torch = if args.no_pytorch {
             None
         } else {
-            let mut torch = start(python, "pytorch");
-            torch.arg(script).args(["train-step", "--model", &model, "--batches", &batches, "--device", torch_device]);
-            torch.args(["--warmup", &warmup, "--steps", &steps, "--threads", &threads, "--freeze-embeddings"]);
+            let mut torch = torch_step(start(python, "pytorch"), script, args, &path, torch_device, warmup, steps);
+            torch.arg("--freeze-embeddings");
             Some(crate::configs::run_json(&mut torch, "pytorch tiny step")?)
         };
-        let mut ours = start(exe, "hybrid-ir");
-        ours.args(["train-step", "--model", &model, "--batches", &batches, "--device", &args.device.to_string()]);
-        ours.args(["--warmup", &warmup, "--steps", &steps, "--freeze-embeddings"]);
-        ours.env("RAYON_NUM_THREADS", &threads).env("OMP_NUM_THREADS", &threads);
+        let mut ours = our_step(start(exe, "hybrid-ir"), args, &path, warmup, steps);
+        ours.arg("--freeze-embeddings");
         Ok((torch, crate::configs::run_json(&mut ours, "hybrid-ir tiny step")?))
     };
     let (torch, ours) = run(10, args.tiny_steps, None)?;
@@ -413,7 +419,13 @@ fn counter() -> Option<&'static Counter> {
         .as_ref()
 }
 
-#[allow(unsafe_code)] // calls into the preloaded counter (see the SAFETY notes)
+/// Tells the counter that phase `name` starts ("" stops counting).
+#[allow(unsafe_code)] // calls into the preloaded counter (see the SAFETY note)
+fn set_phase(c: &Counter, name: &std::ffi::CStr) {
+    // SAFETY: the counter's phase function takes a NUL-terminated string (or "") and keeps a copy.
+    unsafe { (c.phase)(name.as_ptr()) }
+}
+
 fn observe(step_phase: StepPhase) {
     let Some(c) = counter() else { return };
     let name: &'static std::ffi::CStr = match step_phase {
@@ -422,8 +434,7 @@ fn observe(step_phase: StepPhase) {
         StepPhase::Optimizer if COUNTING.load(Ordering::Relaxed) => c"optimizer",
         _ => c"",
     };
-    // SAFETY: the counter's phase function takes a NUL-terminated string (or "") and keeps a copy.
-    unsafe { (c.phase)(name.as_ptr()) }
+    set_phase(c, name);
 }
 
 /// In `speed train-step`: when `HYBRID_IR_OPCOUNT_OUT` is set, the counter must be loaded; the
@@ -458,7 +469,6 @@ pub fn finish_counting(out: &Path) -> Result<()> {
 /// test (`tests/op_count.rs`). Compiles the counter into DIR, runs itself under it, and prints
 /// the counter's tables; the child runs three times mm, view, relu and add on small CPU tensors.
 #[cfg(feature = "tch")]
-#[allow(unsafe_code)] // calls into the preloaded counter (see the SAFETY notes)
 pub fn probe(out: &Path) -> Result<()> {
     let Some(tables) = start_counting()? else {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
@@ -475,14 +485,12 @@ pub fn probe(out: &Path) -> Result<()> {
     let c = counter().context("the operator counter is not loaded")?;
     let options = (tch::Kind::Float, tch::Device::Cpu);
     let (a, b) = (tch::Tensor::ones([4, 5], options), tch::Tensor::ones([5, 3], options));
-    // SAFETY: as in `observe`: a NUL-terminated phase name.
-    unsafe { (c.phase)(c"probe".as_ptr()) };
+    set_phase(c, c"probe");
     for _ in 0..3 {
         let product = a.mm(&b);
         let _ = product.view([-1]).relu();
         let _ = &product + &product;
     }
-    // SAFETY: "" stops counting.
-    unsafe { (c.phase)(c"".as_ptr()) };
+    set_phase(c, c"");
     finish_counting(&tables)
 }
