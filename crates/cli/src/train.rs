@@ -2,9 +2,11 @@
 //! `hybrid-ir-train` crate.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use hybrid_ir_collective::{Collective, DistributedChoice};
 use hybrid_ir_data::sampler::SamplerKind;
 use hybrid_ir_metrics::PairedTestOptions;
 use hybrid_ir_train::reproduce::{ReproduceLoss, ReproduceOptions, reproduce};
@@ -37,7 +39,12 @@ fn parse_static_init(s: &str) -> Result<StaticInitChoice, String> {
     hybrid-ir train --config crates/train/configs/reference.toml\n  \
     hybrid-ir train --config my.toml --sampler cross --steps 500 --set optim.warmup_steps=50\n  \
     hybrid-ir train --config runs/my-run/config.toml --resume\n  \
-    hybrid-ir train --config my.toml --tensorboard   # then: tensorboard --logdir runs/\n\n\
+    hybrid-ir train --config my.toml --tensorboard   # then: tensorboard --logdir runs/\n  \
+    mpiexec -n 4 hybrid-ir train --config my.toml    # 4 ranks, same model as 1 process\n\n\
+    DISTRIBUTED: started by mpiexec or srun (a build with the `mpi` feature), the ranks split every\n\
+    batch of sampler.batch_size pairs between them, share their embeddings so every query sees the\n\
+    whole batch's negatives, and sum their gradients: the same config trains the same model on 1 or N\n\
+    processes. Only rank 0 writes; --resume works with any number of ranks. See docs/distributed.md.\n\n\
     Every config field is documented in crates/train/configs/reference.toml. Ctrl-C saves a\n\
     checkpoint and exits; --resume continues exactly where the run stopped.")]
 pub struct TrainArgs {
@@ -95,6 +102,11 @@ pub struct TrainArgs {
     /// event files in OUTPUT_DIR/tensorboard/ (shortcut for --set log.tensorboard=true).
     #[arg(long)]
     pub tensorboard: bool,
+    /// How the processes of a run are joined: auto (MPI ranks when started by mpiexec / srun,
+    /// else one process), mpi (MPI even for one rank) or off (one process; a multi-rank launch
+    /// is refused).
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = DistributedChoice::parse)]
+    pub distributed: DistributedChoice,
 }
 
 impl TrainArgs {
@@ -199,6 +211,8 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         print!("{}", config.to_toml()?);
         return Ok(());
     }
+    let collective: Arc<dyn Collective> =
+        Arc::from(args.distributed.connect().map_err(|e| UsageError(format!("--distributed: {e}")))?);
     let stop_flag = Some(install_ctrlc_handler()?);
     let options = RunOptions {
         resume: args.resume,
@@ -206,8 +220,20 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         stop_after_step: args.stop_after,
         stop_flag,
         progress: !args.no_progress,
+        collective: Some(collective.clone()),
     };
-    let summary = train(&config, &options).with_context(|| format!("training run {}", config.output_dir.display()))?;
+    let summary = match train(&config, &options) {
+        Ok(summary) => summary,
+        Err(err) if collective.world_size() > 1 => {
+            // The other ranks wait in their next collective: end them all, after saying why.
+            eprintln!("error: rank {}: training run {}: {err}", collective.rank(), config.output_dir.display());
+            collective.abort(1)
+        }
+        Err(err) => return Err(anyhow::Error::new(err).context(format!("training run {}", config.output_dir.display()))),
+    };
+    if collective.rank() != 0 {
+        return Ok(());
+    }
     match summary.stop {
         StopReason::Completed => println!("finished {} steps", summary.step),
         StopReason::StopAfter | StopReason::Interrupted => println!(

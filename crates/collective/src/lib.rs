@@ -147,6 +147,7 @@ pub fn shard_range(total: usize, rank: usize, world: usize) -> Range<usize> {
 }
 
 /// Ranges of consecutive values for the given per-rank counts.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 pub(crate) fn ranges_of(counts: &[usize]) -> Vec<Range<usize>> {
     let mut start = 0;
     counts

@@ -21,6 +21,14 @@
 //! lengths. Embeddings are put back in batch order before the loss and gradients are taken back
 //! to chunk order for the replay, so the loss and gradients are those of the batch as given.
 //!
+//! **Across processes** ([`CachedLoss::step_across`]): each process holds a contiguous slice of
+//! the global batch. Step 1 embeds only the local rows; a [`RowExchange`] gathers every
+//! process's rows (in process order = batch order) before step 2, so every process computes the
+//! *global* loss and its gradient with respect to *all* embeddings; it keeps the gradient of its
+//! own rows for step 3. The parameter gradients of the processes then add up (an all-reduce
+//! *sum*, done by the caller) to the gradient of the global loss: no process differentiates a
+//! local loss, so no world-size factor enters (see docs/distributed.md).
+//!
 //! **RNG caveat.** burn's `Device::seed` is process-global on Flex (and LibTorch). Another thread
 //! drawing random numbers from the same backend during a step would shift the dropout masks.
 
@@ -87,6 +95,35 @@ pub trait ChunkedEncoder<M: Module> {
     }
 }
 
+/// How the rows of one role on this process join the rows of the other processes before the loss.
+///
+/// [`LocalRows`] is the single-process case; the train crate implements it over a
+/// `hybrid_ir_collective::Collective` (an all-gather).
+pub trait RowExchange {
+    /// Every process's rows of `role` concatenated in process order (= batch order), on the
+    /// device of `local`, and the range this process's rows occupy in the result.
+    fn gather(&self, role: EmbeddingRole, local: Tensor<2>) -> Result<(Tensor<2>, Range<usize>), LossError>;
+    /// Global index of this process's first chunk of `role`, for the dropout seeds: the number
+    /// of chunks the processes before it cut from their rows. Chunk ids are then unique over
+    /// the processes, and when every slice is whole chunks each row gets the dropout mask it
+    /// gets in one process.
+    fn first_chunk(&self, role: EmbeddingRole, chunk_size: usize) -> usize {
+        let _ = (role, chunk_size);
+        0
+    }
+}
+
+/// One process: its rows are all the rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalRows;
+
+impl RowExchange for LocalRows {
+    fn gather(&self, _role: EmbeddingRole, local: Tensor<2>) -> Result<(Tensor<2>, Range<usize>), LossError> {
+        let rows = local.dims()[0];
+        Ok((local, 0..rows))
+    }
+}
+
 /// Dropout seed for chunk `chunk` of `role` in the step seeded with `step_seed` (SplitMix64 mix).
 /// Public so that reference computations can replay exactly the same dropout masks.
 pub fn chunk_seed(step_seed: u64, role: EmbeddingRole, chunk: usize) -> u64 {
@@ -147,20 +184,42 @@ impl CachedLoss {
         M: Module,
         E: ChunkedEncoder<M>,
     {
+        self.step_across(model, encoder, group_keys, step_seed, &LocalRows)
+    }
+
+    /// The cached step with `encoder` holding this process's slice of the batch and `exchange`
+    /// joining the slices (see the module docs). `group_keys` are those of the whole batch. The
+    /// loss is the global one, equal on every process; the gradients are this process's share:
+    /// their sum over the processes is the gradient of the global loss.
+    pub fn step_across<M, E>(
+        &self,
+        model: &M,
+        encoder: &E,
+        group_keys: Option<&[u64]>,
+        step_seed: u64,
+        exchange: &dyn RowExchange,
+    ) -> Result<LossStep, LossError>
+    where
+        M: Module,
+        E: ChunkedEncoder<M>,
+    {
         let device = seed_device(model)?;
+        let first_chunk = |role| exchange.first_chunk(role, self.chunk_size);
 
         // (1) Embeddings without graph; dropout still active because the device is autodiff.
         let frozen = model.clone().no_grad();
-        let mut cache: Vec<Option<Tensor<2>>> = Vec::with_capacity(3);
+        let mut cache: Vec<Option<(Tensor<2>, Range<usize>)>> = Vec::with_capacity(3);
         for role in EmbeddingRole::ALL {
-            let chunks = self.embed_role(&frozen, encoder, role, step_seed, &device)?;
+            let chunks = self.embed_role(&frozen, encoder, role, step_seed, first_chunk(role), &device)?;
             let in_chunk_order = chunks.map(|c| Tensor::cat(c.into_iter().map(Tensor::detach).collect(), 0));
-            cache.push(in_chunk_order.map(|t| to_batch_order(t, encoder.chunk_order(role))));
+            let local = in_chunk_order.map(|t| to_batch_order(t, encoder.chunk_order(role)));
+            cache.push(local.map(|t| exchange.gather(role, t)).transpose()?);
         }
         drop(frozen);
 
-        // (2) Loss on leaf embeddings, and its gradient w.r.t. them.
-        let leaves: Vec<Option<Tensor<2>>> = cache.into_iter().map(|t| t.map(Tensor::require_grad)).collect();
+        // (2) Loss on leaf embeddings of the whole batch, and its gradient w.r.t. them.
+        let local_rows: Vec<Option<Range<usize>>> = cache.iter().map(|c| c.as_ref().map(|(_, r)| r.clone())).collect();
+        let leaves: Vec<Option<Tensor<2>>> = cache.into_iter().map(|t| t.map(|(t, _)| t.require_grad())).collect();
         let [queries, positives, negatives] = <[_; 3]>::try_from(leaves).expect("three roles");
         let (queries, positives) = (queries.expect("queries"), positives.expect("positives"));
         let batch = ContrastiveBatch { queries: queries.clone(), positives: positives.clone(), negatives: negatives.clone(), group_keys };
@@ -171,13 +230,13 @@ impl CachedLoss {
         let role_grads = [grad_of(&queries), grad_of(&positives), negatives.as_ref().and_then(grad_of)];
         drop((queries, positives, negatives));
 
-        // (3) Replay each chunk with graph and push its embedding gradient into the parameters.
+        // (3) Replay each local chunk with graph and push its embedding gradient into the parameters.
         let mut accumulator = GradientsAccumulator::<M>::new();
-        for (role, grad) in EmbeddingRole::ALL.into_iter().zip(role_grads) {
-            let Some(grad) = grad else { continue };
-            let grad = to_chunk_order(grad, encoder.chunk_order(role));
+        for ((role, grad), local) in EmbeddingRole::ALL.into_iter().zip(role_grads).zip(local_rows) {
+            let (Some(grad), Some(local)) = (grad, local) else { continue };
+            let grad = to_chunk_order(grad.slice(local), encoder.chunk_order(role));
             for (chunk, rows) in chunk_ranges(encoder.rows(role), self.chunk_size).enumerate() {
-                device.seed(chunk_seed(step_seed, role, chunk));
+                device.seed(chunk_seed(step_seed, role, first_chunk(role) + chunk));
                 let emb = encoder.embed(model, role, rows.clone());
                 let upstream = grad.clone().slice(rows).autodiff();
                 let surrogate = (emb * upstream).sum();
@@ -207,7 +266,7 @@ impl CachedLoss {
         let device = seed_device(model)?;
         let mut full: Vec<Option<Tensor<2>>> = Vec::with_capacity(3);
         for role in EmbeddingRole::ALL {
-            let chunks = self.embed_role(model, encoder, role, step_seed, &device)?;
+            let chunks = self.embed_role(model, encoder, role, step_seed, 0, &device)?;
             full.push(chunks.map(|c| to_batch_order(Tensor::cat(c, 0), encoder.chunk_order(role))));
         }
         let [queries, positives, negatives] = <[_; 3]>::try_from(full).expect("three roles");
@@ -253,6 +312,7 @@ impl CachedLoss {
         encoder: &E,
         role: EmbeddingRole,
         step_seed: u64,
+        first_chunk: usize,
         device: &Device,
     ) -> Result<Option<Vec<Tensor<2>>>, LossError> {
         let total = encoder.rows(role);
@@ -262,7 +322,7 @@ impl CachedLoss {
         let mut out = Vec::with_capacity(total.div_ceil(self.chunk_size));
         let mut dim = 0;
         for (chunk, rows) in chunk_ranges(total, self.chunk_size).enumerate() {
-            device.seed(chunk_seed(step_seed, role, chunk));
+            device.seed(chunk_seed(step_seed, role, first_chunk + chunk));
             let emb = encoder.embed(model, role, rows.clone());
             let [r, d] = emb.dims();
             if chunk == 0 {

@@ -66,4 +66,12 @@ pub enum LossError {
     /// The cached wrapper could not find a device to seed on the model.
     #[error("the model has no parameters, so there is no device to seed dropout on")]
     NoDevice,
+    /// Joining this process's embeddings with the other processes' failed.
+    #[error("exchanging `{role}` embeddings between processes: {message}")]
+    Exchange {
+        /// Role name.
+        role: &'static str,
+        /// What went wrong.
+        message: String,
+    },
 }

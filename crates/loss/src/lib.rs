@@ -38,7 +38,7 @@ mod losses;
 pub mod mask;
 pub mod phase;
 
-pub use cached::{CachedLoss, ChunkedEncoder, EmbeddingRole, LossStep, chunk_ranges, chunk_seed};
+pub use cached::{CachedLoss, ChunkedEncoder, EmbeddingRole, LocalRows, LossStep, RowExchange, chunk_ranges, chunk_seed};
 pub use config::{LossConfig, LossKind, LossSettings, Reduction, ScoreFn};
 pub use error::LossError;
 pub use losses::{ContrastiveBatch, ContrastiveLoss, InBatchLoss, PaperLoss, SymmetricLoss};

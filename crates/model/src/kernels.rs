@@ -241,11 +241,9 @@ impl GlobalNorm {
 
     /// The norm (0 with no tensors). An error is libtorch's message.
     pub fn total(self) -> Result<f64, String> {
-        let mut sum = if self.squares.is_empty() { 0.0 } else { Tensor::cat(self.squares, 0).sum().into_scalar::<f64>() };
+        let sum = if self.squares.is_empty() { 0.0 } else { Tensor::cat(self.squares, 0).sum().into_scalar::<f64>() };
         #[cfg(feature = "tch")]
-        if !self.libtorch.is_empty() {
-            sum += libtorch::global_norm(&self.libtorch)?.powi(2);
-        }
+        let sum = if self.libtorch.is_empty() { sum } else { sum + libtorch::global_norm(&self.libtorch)?.powi(2) };
         Ok(sum.sqrt())
     }
 }

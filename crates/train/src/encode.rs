@@ -82,6 +82,23 @@ impl TokenizedBatch {
         (padded, real)
     }
 
+    /// Pairs `pairs` of this batch (with their hard negatives), chunked as this batch is; the
+    /// group keys stay those of the whole batch, which the loss sees after the ranks' rows are
+    /// joined (see [`crate::distributed`]).
+    pub fn shard(&self, pairs: Range<usize>) -> Self {
+        let per_pair = if self.is_empty() { 0 } else { self.negatives.len() / self.len() };
+        let sorted = self.chunk_orders[0].is_some();
+        TokenizedBatch {
+            queries: self.queries[pairs.clone()].to_vec(),
+            positives: self.positives[pairs.clone()].to_vec(),
+            negatives: self.negatives[pairs.start * per_pair..pairs.end * per_pair].to_vec(),
+            group_keys: self.group_keys.clone(),
+            pad_id: self.pad_id,
+            chunk_orders: Default::default(),
+        }
+        .with_chunk_order(sorted)
+    }
+
     fn order_of(&self, role: EmbeddingRole) -> Option<&[usize]> {
         let index = match role {
             EmbeddingRole::Query => 0,

@@ -86,6 +86,9 @@ pub enum TrainError {
     /// Error from evaluation.
     #[error(transparent)]
     Eval(#[from] hybrid_ir_eval::EvalError),
+    /// Error from the collective operations between the ranks of a distributed run.
+    #[error("distributed training: {0}")]
+    Collective(#[from] hybrid_ir_collective::CollectiveError),
     /// Anything else, with context.
     #[error("{0}")]
     Other(String),

@@ -10,6 +10,8 @@
 //!   accumulation; validation loss with best checkpoint; periodic LAReQA evaluation; Ctrl-C
 //!   saves and exits.
 //! - [`train`]: the thin TOML layer ([`from_config`]) that builds those parts from a config.
+//! - [`distributed`]: data-parallel steps over MPI ranks (any `hybrid_ir_collective::Collective`),
+//!   exact against one process; see docs/distributed.md.
 //! - [`checkpoint`]: atomic, hash-verified checkpoint directories; exact resume.
 //! - [`runlog`]: `metrics.jsonl`, `loss.svg`, `run.md`; [`tensorboard`]: the same scalars as
 //!   TensorBoard event files (`[log] tensorboard = true`).
@@ -33,6 +35,7 @@ pub mod adamw;
 pub mod card;
 pub mod checkpoint;
 pub mod config;
+pub mod distributed;
 pub mod encode;
 pub mod error;
 pub mod export;

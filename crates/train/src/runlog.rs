@@ -96,7 +96,8 @@ impl MetricsEvent {
 /// [`enable_tensorboard`](Self::enable_tensorboard) was called, to a TensorBoard event file.
 #[derive(Debug)]
 pub struct MetricsLog {
-    path: PathBuf,
+    /// `None`: kept in memory only (the ranks of a distributed run other than rank 0).
+    path: Option<PathBuf>,
     events: Vec<MetricsEvent>,
     tensorboard: Option<EventWriter>,
 }
@@ -130,7 +131,12 @@ impl MetricsLog {
             text.push('\n');
         }
         crate::checkpoint::write_atomic(&path, text.as_bytes())?;
-        Ok(Self { path, events, tensorboard: None })
+        Ok(Self { path: Some(path), events, tensorboard: None })
+    }
+
+    /// A log that writes no file (a distributed run's ranks other than rank 0 log nothing).
+    pub fn in_memory() -> Self {
+        Self { path: None, events: Vec::new(), tensorboard: None }
     }
 
     /// From now on also writes every event's [`MetricsEvent::scalars`] to a new TensorBoard event
@@ -138,7 +144,10 @@ impl MetricsLog {
     /// too) starts its own file; TensorBoard reads the directory's files, in name (time) order,
     /// as one run.
     pub fn enable_tensorboard(&mut self) -> Result<PathBuf> {
-        let dir = self.path.parent().unwrap_or(Path::new(".")).join("tensorboard");
+        let Some(path) = &self.path else {
+            return Err(TrainError::Other("an in-memory metrics log cannot write TensorBoard files".into()));
+        };
+        let dir = path.parent().unwrap_or(Path::new(".")).join("tensorboard");
         let writer = EventWriter::create(&dir)?;
         let path = writer.path().to_path_buf();
         self.tensorboard = Some(writer);
@@ -147,10 +156,11 @@ impl MetricsLog {
 
     /// Appends one event.
     pub fn push(&mut self, event: MetricsEvent) -> Result<()> {
-        let mut file =
-            OpenOptions::new().append(true).create(true).open(&self.path).map_err(|e| TrainError::io(&self.path, e))?;
-        let line = serde_json::to_string(&event).expect("event serialises");
-        writeln!(file, "{line}").map_err(|e| TrainError::io(&self.path, e))?;
+        if let Some(path) = &self.path {
+            let mut file = OpenOptions::new().append(true).create(true).open(path).map_err(|e| TrainError::io(path, e))?;
+            let line = serde_json::to_string(&event).expect("event serialises");
+            writeln!(file, "{line}").map_err(|e| TrainError::io(path, e))?;
+        }
         if let Some(tb) = &mut self.tensorboard {
             tb.scalars(event.step(), &event.scalars())?;
         }

@@ -2,6 +2,8 @@
 //! what trains): loss and gradients of each micro-batch (cached or plain), accumulation,
 //! global-norm clipping, AdamW update.
 
+use std::sync::Arc;
+
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
@@ -10,7 +12,10 @@ use hybrid_ir_loss::{CachedLoss, ContrastiveLoss};
 use hybrid_ir_model::Backbone;
 use hybrid_ir_model::kernels::{AdamWBatch, GlobalNorm};
 
+use hybrid_ir_collective::{Collective, SingleProcess};
+
 use crate::adamw::InPlaceAdamW;
+use crate::distributed::{CollectiveRows, rank_pairs, sum_gradients};
 use crate::config::{LossSection, OptimSection};
 use crate::encode::TokenizedBatch;
 use crate::error::{Result, TrainError};
@@ -29,6 +34,9 @@ pub struct StepRunner {
     pub grad_clip_norm: Option<f64>,
     /// Run seed; dropout seeds derive from it, the step and the micro-batch ([`step_seed`]).
     pub seed: u64,
+    /// The ranks this step is split over ([`SingleProcess`] unless set with
+    /// [`StepRunner::with_collective`]).
+    collective: Arc<dyn Collective>,
 }
 
 /// How the loss of one batch is computed: the `[loss]` settings that are not the loss itself.
@@ -77,7 +85,28 @@ impl StepRunner {
             use_cache: step.cached,
             grad_clip_norm: optim.grad_clip_norm,
             seed,
+            collective: Arc::new(SingleProcess),
         })
+    }
+
+    /// Splits every batch over the ranks of `collective`: each rank embeds its slice, the loss
+    /// is the global batch's on every rank and the gradients are summed over the ranks, so the
+    /// update equals the one-process update on the whole batch (docs/distributed.md).
+    pub fn with_collective(mut self, collective: Arc<dyn Collective>) -> Result<Self> {
+        if collective.world_size() > 1 && !self.use_cache {
+            return Err(TrainError::Other(format!(
+                "loss.cached = false cannot be split over {} ranks: the ranks join their embeddings in the cached step; \
+                 set loss.cached = true (same loss and gradients)",
+                collective.world_size()
+            )));
+        }
+        self.collective = collective;
+        Ok(self)
+    }
+
+    /// The ranks this runner splits its batches over.
+    pub fn collective(&self) -> &dyn Collective {
+        self.collective.as_ref()
     }
 
     /// Loss and averaged, clipped gradients of optimizer step `step` over `batches` (one per
@@ -88,7 +117,11 @@ impl StepRunner {
         for (micro, tokens) in batches.iter().enumerate() {
             phase::enter(StepPhase::Forward);
             let seed = step_seed(self.seed, step, micro);
-            let out = if self.use_cache {
+            let out = if self.collective.world_size() > 1 {
+                let local = tokens.shard(rank_pairs(self.collective.as_ref(), tokens.len())?);
+                let exchange = CollectiveRows::new(self.collective.as_ref(), tokens);
+                self.cached.step_across(model, &local, Some(&tokens.group_keys), seed, &exchange)?
+            } else if self.use_cache {
                 self.cached.step(model, tokens, Some(&tokens.group_keys), seed)?
             } else {
                 self.cached.uncached_step(model, tokens, Some(&tokens.group_keys), seed)?
@@ -98,6 +131,7 @@ impl StepRunner {
             acc.accumulate(model, out.grads);
         }
         let mut grads = acc.grads();
+        sum_gradients(model, &mut grads, self.collective.as_ref())?;
         if batches.len() > 1 {
             scale_grads(model, &mut grads, 1.0 / batches.len() as f64);
         }

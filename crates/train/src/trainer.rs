@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::tensor::Device;
+use hybrid_ir_collective::{Collective, SingleProcess};
 use hybrid_ir_data::sampler::BatchSampler;
 use hybrid_ir_eval::TokenizedBenchmark;
 use hybrid_ir_loss::ContrastiveLoss;
@@ -46,6 +47,10 @@ pub struct RunOptions {
     pub stop_flag: Option<Arc<AtomicBool>>,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// The ranks of a data-parallel run (default: one process). Every rank builds the same
+    /// trainer; each embeds its slice of every global batch, the gradients are summed, and only
+    /// rank 0 writes (checkpoints, logs, run card). See docs/distributed.md.
+    pub collective: Option<Arc<dyn Collective>>,
 }
 
 /// Why a run ended.
@@ -217,8 +222,10 @@ impl<B: Backbone> TrainerBuilder<B> {
 
 /// The training loop over any backbone, sampler and loss.
 pub struct Trainer<B: Backbone> {
-    /// Held for the trainer's lifetime: one writer per run directory.
-    _lock: RunDirLock,
+    /// Held for the trainer's lifetime: one writer per run directory (rank 0 only).
+    _lock: Option<RunDirLock>,
+    /// The ranks the steps are split over.
+    collective: Arc<dyn Collective>,
     settings: TrainerSettings,
     record: RunRecord,
     fingerprint: String,
@@ -289,6 +296,9 @@ impl<B: Backbone> Trainer<B> {
             tensorboard,
         } = parts;
         check_settings(&settings)?;
+        let collective: Arc<dyn Collective> = options.collective.clone().unwrap_or_else(|| Arc::new(SingleProcess));
+        // Rank 0 writes; the other ranks read the checkpoints it writes (a shared filesystem).
+        let writer = collective.rank() == 0;
         let loss = match loss {
             Some(loss) => loss,
             None => hybrid_ir_loss::LossConfig::default().build()?,
@@ -303,13 +313,20 @@ impl<B: Backbone> Trainer<B> {
         if run_dir.as_os_str().is_empty() {
             return Err(TrainError::Other("the output directory is empty; name a directory for the run".into()));
         }
-        std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::io(&run_dir, e))?;
-        let lock = RunDirLock::acquire(&run_dir)?;
         let checkpoints = CheckpointDir::of_run(&run_dir);
-        let stale = checkpoints.remove_stale_temporaries()?;
-        if stale > 0 {
-            tracing::info!(removed = stale, "removed temporary checkpoint directories left by a killed run");
-        }
+        let lock = if writer {
+            std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::io(&run_dir, e))?;
+            let lock = RunDirLock::acquire(&run_dir)?;
+            let stale = checkpoints.remove_stale_temporaries()?;
+            if stale > 0 {
+                tracing::info!(removed = stale, "removed temporary checkpoint directories left by a killed run");
+            }
+            Some(lock)
+        } else {
+            None
+        };
+        // The other ranks look at the run directory only once rank 0 has prepared it.
+        collective.barrier()?;
         let resume_from: Option<VerifiedCheckpoint> = if options.resume {
             let ckpt = resume_checkpoint(&checkpoints, options.resume_intact)?;
             let dir = ckpt.dir.clone();
@@ -335,7 +352,7 @@ impl<B: Backbone> Trainer<B> {
             }
             None
         };
-        if let Some(toml) = &record.config_toml {
+        if let Some(toml) = record.config_toml.as_ref().filter(|_| writer) {
             crate::checkpoint::write_atomic(&run_dir.join("config.toml"), toml.as_bytes())?;
         }
 
@@ -355,8 +372,10 @@ impl<B: Backbone> Trainer<B> {
         }
         tracing::info!("sampler: {}", sampler.describe());
 
+        // Validation and evaluation decide what rank 0 writes; the other ranks skip them.
+        let evaluation = evaluation.filter(|_| writer);
         let val_batches = match validation {
-            Some((mut val_sampler, n)) if settings.schedule.val_every > 0 => (0..n)
+            Some((mut val_sampler, n)) if writer && settings.schedule.val_every > 0 => (0..n)
                 .map(|_| {
                     Ok(TokenizedBatch::new(&pipeline, &val_sampler.next_batch())?.with_chunk_order(settings.step.sort_by_length))
                 })
@@ -364,7 +383,13 @@ impl<B: Backbone> Trainer<B> {
             _ => Vec::new(),
         };
 
-        let mut runner = StepRunner::new(&settings.optim, loss, &settings.step, settings.seed)?;
+        let mut runner = StepRunner::new(&settings.optim, loss, &settings.step, settings.seed)?.with_collective(collective.clone())?;
+        if collective.world_size() > 1 {
+            // Launchers report a lost process by its PID: this line maps PIDs to ranks.
+            let (pids, _) = collective.all_gather_u64(&[u64::from(std::process::id())])?;
+            let pids: Vec<String> = pids.iter().enumerate().map(|(rank, pid)| format!("rank {rank}: pid {pid}")).collect();
+            tracing::info!(via = %collective.describe(), "data-parallel training over {}", pids.join(", "));
+        }
         let schedule = LrSchedule::new(&settings.optim, settings.schedule.steps);
         let (model, step, examples_seen, best_val, last_saved, lr) = match &resume_from {
             Some(ckpt) => {
@@ -386,13 +411,18 @@ impl<B: Backbone> Trainer<B> {
         if trainable == 0 {
             return Err(TrainError::Other("no parameter of the model trains (everything is frozen)".into()));
         }
-        let mut log = MetricsLog::open(&run_dir, resume_from.as_ref().map(|c| c.state.step))?;
-        if tensorboard {
+        let mut log = if writer {
+            MetricsLog::open(&run_dir, resume_from.as_ref().map(|c| c.state.step))?
+        } else {
+            MetricsLog::in_memory()
+        };
+        if tensorboard && writer {
             let file = log.enable_tensorboard()?;
             tracing::info!(file = %file.display(), "TensorBoard event file");
         }
         Ok(Self {
             _lock: lock,
+            collective,
             settings,
             record,
             fingerprint,
@@ -492,7 +522,16 @@ impl<B: Backbone> Trainer<B> {
         })
     }
 
+    /// Whether this process writes the run's files (rank 0).
+    fn writes(&self) -> bool {
+        self.collective.rank() == 0
+    }
+
     fn save(&mut self, is_best: bool) -> Result<PathBuf> {
+        if !self.writes() {
+            self.last_saved = Some(self.step);
+            return Ok(self.checkpoints.root().join(step_dir_name(self.step)));
+        }
         let state = self.state()?;
         let model = self.model();
         let optim = &self.runner.optim;
@@ -571,7 +610,7 @@ impl<B: Backbone> Trainer<B> {
             self.best_val = self.best_val.map(|(_, l)| (0, l));
         }
         let what = format!("training {}", self.run_dir.display());
-        let bar = Progress::with_mode(ProgressMode::detect(options.progress), &what, "steps", total, self.step);
+        let bar = Progress::with_mode(ProgressMode::detect(options.progress && self.writes()), &what, "steps", total, self.step);
         let mut last_loss = None;
         let mut stop = StopReason::Completed;
         while self.step < total {
@@ -606,7 +645,7 @@ impl<B: Backbone> Trainer<B> {
                     self.log_eval(&report)?;
                 }
             }
-            let interrupted = options.stop_flag.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+            let interrupted = self.agree(options.stop_flag.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)))?;
             let stop_after = options.stop_after_step.is_some_and(|s| self.step >= s);
             let periodic = sched.save_every > 0 && self.step % sched.save_every == 0;
             if !saved && (last || interrupted || stop_after || periodic) {
@@ -627,6 +666,8 @@ impl<B: Backbone> Trainer<B> {
             // Resumed at the final step, or nothing saved yet: make `last` current.
             self.save(false)?;
         }
+        // The other ranks read `last` below: wait until rank 0 has written it.
+        self.collective.barrier()?;
 
         let mut final_eval = None;
         if stop == StopReason::Completed && self.settings.eval_at_end && self.eval_bench.is_some() {
@@ -642,7 +683,9 @@ impl<B: Backbone> Trainer<B> {
                 crate::checkpoint::write_atomic(&path, &json)?;
             }
         }
-        self.log.write_svg(&self.run_dir.join("loss.svg"))?;
+        if self.writes() {
+            self.log.write_svg(&self.run_dir.join("loss.svg"))?;
+        }
         let summary = RunSummary {
             run_dir: self.run_dir.clone(),
             step: self.step,
@@ -661,8 +704,21 @@ impl<B: Backbone> Trainer<B> {
             final_eval,
             last_checkpoint: self.checkpoints.resolve(Pointer::Last)?.expect("saved above"),
         };
-        self.write_run_card(&summary)?;
+        if self.writes() {
+            self.write_run_card(&summary)?;
+        }
         Ok(summary)
+    }
+
+    /// `flag` if any rank has it set (every rank gets the same answer, so all stop at the same
+    /// step: a Ctrl-C reaches the ranks at slightly different times).
+    fn agree(&self, flag: bool) -> Result<bool> {
+        if self.collective.world_size() == 1 {
+            return Ok(flag);
+        }
+        let mut any = [f32::from(u8::from(flag))];
+        self.collective.all_reduce_sum(&mut any)?;
+        Ok(any[0] > 0.0)
     }
 
     fn write_run_card(&self, summary: &RunSummary) -> Result<()> {
