@@ -5,6 +5,10 @@
 //! with parallel-id masking (hybrid batches hold translations of one id), once with the paper's
 //! Eq. (1) over hard negatives.
 //!
+//! And one step on a hand-made batch where every pair has a translation on the other rank
+//! (parallel-id masking across ranks): loss, gradient norm and every parameter's gradient (sum
+//! and sum of squares) equal to 1e-5 relative, and the masking is not vacuous.
+//!
 //! Dropout stays on: each rank's slice is whole chunks (`chunk_size` 4, chunks in batch order),
 //! so every row is embedded with the dropout mask it gets in one process.
 #![cfg(feature = "mpi")]
@@ -99,7 +103,89 @@ fn two_ranks_train_the_same_model_as_one_process() {
             assert_eq!((summary.step, summary.stop), (STEPS, StopReason::Completed));
             compare(&one, &run_dir(root.path(), "mpi", &device, case), case);
         }
+        let one = masked_step(&device, true, Arc::new(hybrid_ir_collective::SingleProcess));
+        let path = root.path().join(format!("step-{}.json", device.replace(':', "_")));
+        let ranks: StepStats = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * x.abs().max(y.abs()).max(1e-6);
+        assert!(close(one.loss, ranks.loss), "masked step on {device}: loss {} vs {}", one.loss, ranks.loss);
+        assert!(close(one.norm, ranks.norm), "masked step on {device}: norm {} vs {}", one.norm, ranks.norm);
+        assert_eq!(one.grads.len(), ranks.grads.len());
+        for (k, (a, b)) in one.grads.iter().zip(&ranks.grads).enumerate() {
+            assert!(close(a[1], b[1]), "masked step on {device}: gradient {k}: sum of squares {} vs {}", a[1], b[1]);
+            assert!((a[0] - b[0]).abs() <= 1e-5 * a[1].sqrt().max(1e-6), "gradient {k}: sum {} vs {}", a[0], b[0]);
+        }
+        let unmasked = masked_step(&device, false, Arc::new(hybrid_ir_collective::SingleProcess));
+        assert!((unmasked.loss - one.loss).abs() > 1e-3, "the masking changes nothing: {} vs {}", unmasked.loss, one.loss);
+        eprintln!("masked step on {device}: loss {} (unmasked {}), norm {}", one.loss, unmasked.loss, one.norm);
     }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StepStats {
+    loss: f64,
+    norm: f64,
+    /// Per parameter (module order): sum and sum of squares of its gradient.
+    grads: Vec<[f64; 2]>,
+}
+
+/// One step's loss and gradients on 4 English pairs followed by the same 4 ids in German: with
+/// two ranks, every pair's translation is on the other rank.
+fn masked_step(device: &str, mask: bool, collective: Arc<dyn Collective>) -> StepStats {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::tensor::Tensor;
+    use hybrid_ir_data::{LareqaBenchmark, NegativePolicy, ParallelCorpus, resolve_data_dir};
+    use hybrid_ir_model::TextKind;
+    use hybrid_ir_train::from_config::{model_info, pipeline, start_model};
+    use hybrid_ir_train::{StepRunner, StepSettings, TokenizedBatch};
+
+    let dataset = LareqaBenchmark::XquadR.load(&resolve_data_dir(None)).unwrap();
+    let corpus = ParallelCorpus::from_lareqa(&dataset, NegativePolicy::None).unwrap().restrict_languages(&["en", "de"]).unwrap();
+    let groups: Vec<_> = corpus.groups().iter().filter(|g| g.versions.len() == 2).step_by(7).take(4).collect();
+    let mut queries = Vec::new();
+    let mut positives = Vec::new();
+    let mut keys = Vec::new();
+    for lang in 0..2 {
+        for g in &groups {
+            let e = &g.versions[lang].1;
+            queries.push(e.query.to_string());
+            positives.push(e.positive.to_string());
+            keys.push(u64::from(g.cluster));
+        }
+    }
+    let mut config = config(Path::new("unused"), device, "in_batch");
+    config.loss.mask_same_group = mask;
+    let info = model_info(&config).unwrap();
+    let pipeline = pipeline(&config, &info).unwrap();
+    let plain = config.device_spec().unwrap().try_device().unwrap();
+    let model = start_model(&config, &info, &plain.autodiff()).unwrap();
+    let batch = TokenizedBatch {
+        queries: pipeline.tokenize(&queries, TextKind::Query).unwrap(),
+        positives: pipeline.tokenize(&positives, TextKind::Passage).unwrap(),
+        negatives: Vec::new(),
+        group_keys: keys,
+        pad_id: pipeline.pad_id(),
+        chunk_orders: Default::default(),
+    };
+    let settings = StepSettings { chunk_size: 4, cached: true, sort_by_length: false };
+    let loss = config.loss.loss_config().build().unwrap();
+    let runner = StepRunner::new(&config.optim, loss, &settings, 11).unwrap().with_collective(collective).unwrap();
+    let out = runner.gradients(&model, 1, &[batch]).unwrap();
+
+    struct Stats<'a>(&'a burn::optim::GradientsParams, Vec<[f64; 2]>);
+    impl ModuleVisitor for Stats<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.0.get::<D>(param.id) {
+                let v = hybrid_ir_model::tensor_values(g).unwrap();
+                let sum = v.iter().map(|&x| f64::from(x)).sum();
+                let squares = v.iter().map(|&x| f64::from(x).powi(2)).sum();
+                self.1.push([sum, squares]);
+            }
+        }
+    }
+    let mut stats = Stats(&out.grads, Vec::new());
+    model.visit(&mut stats);
+    assert!(stats.1.len() > 10);
+    StepStats { loss: out.losses[0], norm: out.norm, grads: stats.1 }
 }
 
 /// What each rank runs: both cases on every device, into the directory the parent named.
@@ -115,7 +201,13 @@ fn rank_body() {
             assert_eq!(summary.step, STEPS);
         }
     }
-    // Only rank 0 wrote: one metrics log per run, written once.
+    for spec in hybrid_ir_model::DeviceSpec::compiled_cpu_devices() {
+        let stats = masked_step(&spec.to_string(), true, collective.clone());
+        if collective.rank() == 0 {
+            let path = root.join(format!("step-{}.json", spec.to_string().replace(':', "_")));
+            std::fs::write(path, serde_json::to_vec(&stats).unwrap()).unwrap();
+        }
+    }
     println!("rank done: world {}", collective.world_size());
 }
 
