@@ -13,6 +13,11 @@
 //!    This pass uses its own target dir (`<cache>/target-tch`): toggling burn's `tch` feature in
 //!    one target dir would rebuild burn on every switch.
 //!
+//! Both passes build with MPI (feature `mpi` of the CLI, train and collective crates), so the
+//! data-parallel tests run `mpiexec -n 2` against one process on flex and on tch-cpu; the MPI
+//! library, its launcher and libclang (for the bindings) are installed from Debian first when
+//! missing (`ensure_mpi`).
+//!
 //! Nothing is skipped silently: `--no-tch` is a developer shortcut that says what it leaves out.
 
 use std::path::{Path, PathBuf};
@@ -22,6 +27,13 @@ use anyhow::{Context, Result, bail};
 
 /// Crates whose tests run once per compiled-in device, and the benches (see the module docs).
 const DEVICE_TESTED: [&str; 5] = ["hybrid-ir", "hybrid-ir-benches", "hybrid-ir-loss", "hybrid-ir-model", "hybrid-ir-train"];
+
+/// Features that build the data-parallel code with MPI in the flex pass (the tch pass adds
+/// `hybrid-ir-train/mpi`, the crate whose device tests include the MPI ones).
+const MPI_FEATURES: &str = "hybrid-ir-cli/mpi,hybrid-ir-train/mpi,hybrid-ir-collective/mpi";
+
+/// Debian packages of the MPI build and launcher.
+const MPI_PACKAGES: [&str; 3] = ["mpich", "libmpich-dev", "libclang-dev"];
 
 /// Arguments of `cargo xtask test`.
 #[derive(clap::Args)]
@@ -45,9 +57,12 @@ pub fn run(args: &TestArgs) -> Result<()> {
     step("fetch models");
     run_cmd(Command::new(&this).arg("fetch-models").current_dir(&root))?;
 
+    step("MPI (mpich, libclang for the bindings)");
+    ensure_mpi()?;
+
     step("cargo test --workspace (flex)");
     let mut flex = cargo_test(&root, args);
-    flex.arg("--workspace");
+    flex.arg("--workspace").arg("--features").arg(MPI_FEATURES);
     run_cmd(&mut flex)?;
 
     if args.no_tch {
@@ -70,7 +85,8 @@ pub fn run(args: &TestArgs) -> Result<()> {
     for p in &packages {
         tch.arg("-p").arg(p);
     }
-    let features: Vec<String> = packages.iter().map(|p| format!("{p}/tch")).collect();
+    let mut features: Vec<String> = packages.iter().map(|p| format!("{p}/tch")).collect();
+    features.push("hybrid-ir-train/mpi".into());
     tch.arg("--features").arg(features.join(","));
     tch.env("LIBTORCH", libtorch.join("torch"));
     // Test binaries of crates without the rpath build script still need to find libtorch.
@@ -119,6 +135,29 @@ fn packages_with_feature(root: &Path, feature: &str) -> Result<Vec<String>> {
         .collect();
     names.sort();
     Ok(names)
+}
+
+/// Installs [`MPI_PACKAGES`] with apt-get when `mpiexec`, `mpicc` or libclang is missing.
+fn ensure_mpi() -> Result<()> {
+    let found = |program: &str| Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success());
+    let libclang = ["/usr/lib/llvm-14/lib", "/usr/lib/llvm-15/lib", "/usr/lib/llvm-16/lib", "/usr/lib/x86_64-linux-gnu"]
+        .iter()
+        .any(|dir| std::fs::read_dir(dir).is_ok_and(|d| d.flatten().any(|e| is_libclang(&e.file_name().to_string_lossy()))));
+    if found("mpiexec") && found("mpicc") && libclang {
+        eprintln!("mpiexec, mpicc and libclang present");
+        return Ok(());
+    }
+    if !found("apt-get") {
+        bail!("MPI is missing and this is not a Debian system: install MPICH or Open MPI (with mpicc and mpiexec) and libclang");
+    }
+    run_cmd(Command::new("apt-get").args(["update", "-qq"]))?;
+    run_cmd(Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends"]).args(MPI_PACKAGES).env("DEBIAN_FRONTEND", "noninteractive"))
+        .context("installing MPI (as root: apt-get install mpich libmpich-dev libclang-dev)")
+}
+
+/// `libclang.so*` or `libclang-14.so*` (what bindgen loads), not `libclang-cpp` (another library).
+fn is_libclang(name: &str) -> bool {
+    name.starts_with("libclang.so") || (name.starts_with("libclang-") && !name.starts_with("libclang-cpp"))
 }
 
 fn step(what: &str) {
