@@ -80,9 +80,13 @@ fn main() -> std::process::ExitCode {
     // Colour only on a terminal, and never with NO_COLOR set (https://no-color.org): a log file
     // must not fill with escape codes.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    // Ranks other than 0 of a distributed run log warnings and errors only (rank 0's log is the
+    // run's); RUST_LOG still decides when set.
+    let rank = hybrid_ir_collective::LaunchEnv::detect().map_or(0, |e| e.rank);
+    let default_level = if rank == 0 { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into()),
         )
         .with_ansi(colour)
         .with_writer(std::io::stderr)

@@ -40,7 +40,7 @@ impl Mpi {
             CollectiveError::Library { library: "mpi", message: "MPI was already initialised in this process".into() }
         })?;
         let library = mpi::environment::library_version()
-            .map(|v| v.lines().next().unwrap_or("").trim().to_string())
+            .map(|v| v.lines().next().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" "))
             .unwrap_or_else(|_| "unknown library".into());
         Ok(Self { world: universe.world(), _universe: universe, library, sent: Cell::new(0) })
     }

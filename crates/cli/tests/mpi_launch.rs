@@ -1,0 +1,97 @@
+//! `mpiexec -n 2 hybrid-ir train --config ...` with no other flag trains as two ranks; when one
+//! rank is killed in the middle of the run, the other stops within 60 s with a non-zero exit, the
+//! launcher's message names the lost process (our log maps it to its rank), and the last
+//! checkpoint is intact: one process resumes from it (another world size, same global batch).
+#![cfg(feature = "mpi")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn workspace() -> PathBuf {
+    hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn train_events(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |t| t.lines().filter(|l| l.contains("\"train\"")).count())
+}
+
+/// The PID the training log gives for `rank` ("... rank 1: pid 1234 ...").
+fn pid_of_rank(log: &str, rank: usize) -> Option<u32> {
+    let tag = format!("rank {rank}: pid ");
+    let at = log.find(&tag)? + tag.len();
+    log[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+#[test]
+fn a_killed_rank_stops_the_others_and_the_last_checkpoint_resumes() {
+    let model = workspace().join("models/all-MiniLM-L6-v2");
+    assert!(model.join("model.safetensors").exists(), "run `cargo xtask fetch-models` first");
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let config = dir.path().join("train.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "seed = 1\noutput_dir = {run:?}\n[model]\ndir = {model:?}\nquery_max_len = 16\npassage_max_len = 24\n\
+             [data]\ncorpora = [\"xquad-r\"]\nlanguages = [\"en\", \"de\"]\nholdout_every = 0\n\
+             [sampler]\nkind = \"hybrid\"\nbatch_size = 4\n[loss]\nchunk_size = 2\n\
+             [schedule]\nsteps = 100000\nval_every = 0\nsave_every = 2\n",
+            run = run.display().to_string(),
+            model = model.display().to_string()
+        ),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_hybrid-ir");
+    let log_path = dir.path().join("stderr.log");
+    let mut launcher = Command::new(hybrid_ir_collective::testing::mpiexec())
+        .args(["-n", "2", bin, "train", "--config", config.to_str().unwrap(), "--no-progress"])
+        .current_dir(workspace())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while train_events(&run) < 3 {
+        assert!(started.elapsed() < Duration::from_secs(300), "no training steps logged within 300 s");
+        if let Some(status) = launcher.try_wait().unwrap() {
+            panic!("the ranks exited ({status}) before the kill:\n{}", std::fs::read_to_string(&log_path).unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let victim = pid_of_rank(&log, 1).unwrap_or_else(|| panic!("no PID of rank 1 in the log:\n{log}"));
+    assert!(log.contains("data-parallel training over rank 0: pid"), "{log}");
+    assert!(Command::new("kill").args(["-KILL", &victim.to_string()]).status().unwrap().success());
+    let killed = Instant::now();
+    let status = loop {
+        if let Some(status) = launcher.try_wait().unwrap() {
+            break status;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(60), "rank 0 still runs 60 s after rank 1 was killed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut launcher.stdout.take().unwrap(), &mut said).unwrap();
+    said += &std::fs::read_to_string(&log_path).unwrap();
+    assert!(!status.success(), "the launcher must fail when a rank is lost:\n{said}");
+    // MPICH's Hydra: "BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES / PID <pid> ...".
+    assert!(said.contains(&format!("PID {victim}")), "the launcher does not name the lost process {victim}:\n{said}");
+    // Rank 1 logs warnings only: the log is rank 0's.
+    assert_eq!(said.matches("loaded start model").count(), 1, "{said}");
+
+    // The last checkpoint verifies, and one process continues from it.
+    let last = std::fs::read_to_string(run.join("checkpoints/last")).unwrap();
+    let step: u64 = last.trim().trim_start_matches("step-").parse().unwrap();
+    assert!(step >= 2 && step % 2 == 0, "last checkpoint at step {step}");
+    let next = (step + 1).to_string();
+    let out = Command::new(bin)
+        .args(["train", "--config", run.join("config.toml").to_str().unwrap(), "--resume", "--stop-after", &next, "--no-progress"])
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("stopped at step {next}")), "{stdout}");
+}
