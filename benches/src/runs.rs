@@ -144,6 +144,10 @@ pub struct TrainStepArgs {
     /// Mixed precision (`[model] bf16_matmuls`): layer matmuls in bf16, the rest in f32.
     #[arg(long)]
     pub bf16: bool,
+    /// Split every batch over MPI ranks when started by `mpiexec -n N` (auto), or not (off);
+    /// needs `--cached`. The JSON line (rank 0's) adds the ranks and the bytes sent per step.
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = hybrid_ir_collective::DistributedChoice::parse)]
+    pub distributed: hybrid_ir_collective::DistributedChoice,
 }
 
 /// The PyTorch baseline's algorithm as typed trainer parts: in-batch InfoNCE on cosine / 0.05,
@@ -165,7 +169,9 @@ pub fn train_step(args: &TrainStepArgs) -> Result<()> {
         bail!("{}: no batches", args.batches.display());
     }
     let batch_size = file.batches[0].queries.len();
-    let (mut runner, step) = bench_runner(args, batch_size)?;
+    let (runner, step) = bench_runner(args, batch_size)?;
+    let collective: std::sync::Arc<dyn hybrid_ir_collective::Collective> = std::sync::Arc::from(args.distributed.connect()?);
+    let mut runner = runner.with_collective(collective.clone())?;
     hybrid_ir_model::kernels::set_libtorch_kernels(!args.burn_kernels);
     let info = ModelInfo::read(&args.model, &LoadOptions::default())?;
     let device = args.device.try_device()?.autodiff();
@@ -219,6 +225,10 @@ pub fn train_step(args: &TrainStepArgs) -> Result<()> {
     if let Some(out) = &op_count_out {
         crate::opcount::finish_counting(out)?;
     }
+    let sent_per_step = collective.bytes_sent() as f64 / (args.warmup + args.steps).max(1) as f64;
+    if collective.rank() != 0 {
+        return Ok(());
+    }
     let step_median = median(&step_s);
     let total: f64 = step_s.iter().sum();
     let steps = args.steps.max(1);
@@ -249,6 +259,9 @@ pub fn train_step(args: &TrainStepArgs) -> Result<()> {
             "real_tokens": real / steps,
             "peak_rss_bytes": peak_rss_bytes(),
             "losses": losses,
+            "ranks": collective.world_size(),
+            "bytes_sent_per_step_per_rank": sent_per_step,
+            "threads_per_rank": rayon::current_num_threads(),
         })
     );
     Ok(())

@@ -28,6 +28,11 @@
 //! assert_eq!(one.all_gather(&[3.0]).unwrap(), ([3.0].to_vec(), vec![0..1]));
 //! ```
 
+/// Compiles and runs the README's code blocks as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 use std::fmt::Debug;
 use std::ops::Range;
 
