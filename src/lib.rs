@@ -12,6 +12,7 @@
 //! | [`metrics`] | `hybrid-ir-metrics` | AP / R@k / nDCG / rank distance, the `Measure` trait, TREC |
 //! | [`eval`] | `hybrid-ir-eval` | encode a LAReQA benchmark with any backbone and score it |
 //! | [`train`] | `hybrid-ir-train` | the one `Trainer` (parts in), checkpoints, `train(config)` |
+//! | [`collective`] | `hybrid-ir-collective` | the `Collective` trait: one process or MPI ranks (feature `mpi`) for data-parallel training |
 //! | [`search`] | `hybrid-ir-search` | a collection encoded once into a resumable index, exact top-k, TREC runs |
 //!
 //! The parts compose through traits: write a sampler, a loss or a backbone, hand it to
@@ -30,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+pub use hybrid_ir_collective as collective;
 pub use hybrid_ir_data as data;
 pub use hybrid_ir_eval as eval;
 pub use hybrid_ir_loss as loss;
