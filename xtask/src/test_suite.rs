@@ -30,7 +30,8 @@ const DEVICE_TESTED: [&str; 5] = ["hybrid-ir", "hybrid-ir-benches", "hybrid-ir-l
 
 /// Features that build the data-parallel code with MPI in the flex pass (the tch pass adds
 /// `hybrid-ir-train/mpi`, the crate whose device tests include the MPI ones).
-const MPI_FEATURES: &str = "hybrid-ir-cli/mpi,hybrid-ir-train/mpi,hybrid-ir-collective/mpi,hybrid-ir-benches/mpi";
+/// `hybrid-ir-collective/nccl` builds the NCCL path too (it needs no GPU or CUDA to build).
+const MPI_FEATURES: &str = "hybrid-ir-cli/mpi,hybrid-ir-train/mpi,hybrid-ir-collective/nccl,hybrid-ir-benches/mpi";
 
 /// Debian packages of the MPI build and launcher.
 const MPI_PACKAGES: [&str; 3] = ["mpich", "libmpich-dev", "libclang-dev"];

@@ -103,8 +103,9 @@ pub struct TrainArgs {
     #[arg(long)]
     pub tensorboard: bool,
     /// How the processes of a run are joined: auto (MPI ranks when started by mpiexec / srun,
-    /// else one process), mpi (MPI even for one rank) or off (one process; a multi-rank launch
-    /// is refused).
+    /// else one process), mpi (MPI even for one rank), nccl (MPI ranks whose gradient sums and
+    /// embedding gathers run through NCCL, one GPU per rank; a build with the `nccl` feature) or
+    /// off (one process; a multi-rank launch is refused).
     #[arg(long, value_name = "MODE", default_value = "auto", value_parser = DistributedChoice::parse)]
     pub distributed: DistributedChoice,
 }
@@ -210,6 +211,18 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         hybrid_ir_train::from_config::pipeline(&config, &info).with_context(checking)?;
         print!("{}", config.to_toml()?);
         return Ok(());
+    }
+    let mut config = config;
+    if args.distributed == DistributedChoice::Nccl {
+        // One GPU per rank: the model trains on the GPU the rank's NCCL communicator uses.
+        if !config.model.device.starts_with("tch-cuda") {
+            return Err(UsageError(format!(
+                "--distributed nccl needs a CUDA device (model.device = \"tch-cuda:0\"), not {:?}; use --distributed mpi on CPUs",
+                config.model.device
+            ))
+            .into());
+        }
+        config.model.device = format!("tch-cuda:{}", hybrid_ir_collective::rank_gpu());
     }
     let collective: Arc<dyn Collective> =
         Arc::from(args.distributed.connect().map_err(|e| UsageError(format!("--distributed: {e}")))?);

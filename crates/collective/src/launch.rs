@@ -41,6 +41,27 @@ impl LaunchEnv {
     }
 }
 
+/// Local-rank variables of the launchers (a rank's position on its node).
+const LOCAL_RANK_VARS: [&str; 4] = ["MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"];
+
+/// The GPU this rank uses under NCCL, one GPU per rank: 0 when the launcher gave the rank one
+/// visible device (`CUDA_VISIBLE_DEVICES=3`, as `srun --gpus-per-task=1` does), else the rank's
+/// position on its node (`mpiexec -n 8` on an 8-GPU machine: ranks 0..7 on GPUs 0..7).
+pub fn rank_gpu() -> usize {
+    rank_gpu_from(|name| std::env::var(name).ok())
+}
+
+fn rank_gpu_from(var: impl Fn(&str) -> Option<String>) -> usize {
+    if var("CUDA_VISIBLE_DEVICES").is_some_and(|v| !v.trim().is_empty() && !v.contains(',')) {
+        return 0;
+    }
+    LOCAL_RANK_VARS
+        .iter()
+        .find_map(|v| var(v)?.trim().parse().ok())
+        .or_else(|| LaunchEnv::from_vars(&var).map(|e| e.rank))
+        .unwrap_or(0)
+}
+
 /// `--distributed`: how the ranks of a run are joined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DistributedChoice {
@@ -51,17 +72,19 @@ pub enum DistributedChoice {
     Off,
     /// MPI ranks (feature `mpi`), also for a world of one.
     Mpi,
+    /// MPI ranks whose reductions run through NCCL on one GPU each (feature `nccl`).
+    Nccl,
 }
 
 impl DistributedChoice {
-    /// Parses `auto`, `off` or `mpi`.
+    /// Parses `auto`, `off`, `mpi` or `nccl`.
     pub fn parse(s: &str) -> std::result::Result<Self, String> {
         match s {
             "auto" => Ok(Self::Auto),
             "off" => Ok(Self::Off),
             "mpi" => Ok(Self::Mpi),
-            "nccl" => Err("nccl: GPU collectives are not in this build yet; use mpi (gradients go through the host)".into()),
-            other => Err(format!("unknown distributed mode {other:?}: expected auto, off or mpi")),
+            "nccl" => Ok(Self::Nccl),
+            other => Err(format!("unknown distributed mode {other:?}: expected auto, off, mpi or nccl")),
         }
     }
 
@@ -82,8 +105,23 @@ impl DistributedChoice {
             (Self::Off, None) | (Self::Auto, None) => Ok(Box::new(SingleProcess)),
             (Self::Auto, Some(e)) | (Self::Mpi, Some(e)) => mpi_world(Some(e)),
             (Self::Mpi, None) => mpi_world(None),
+            (Self::Nccl, e) => nccl_world(e),
         }
     }
+}
+
+#[cfg(feature = "nccl")]
+fn nccl_world(_env: Option<&LaunchEnv>) -> Result<Box<dyn Collective>> {
+    Ok(Box::new(crate::Nccl::init(None)?))
+}
+
+#[cfg(not(feature = "nccl"))]
+fn nccl_world(_env: Option<&LaunchEnv>) -> Result<Box<dyn Collective>> {
+    Err(CollectiveError::Unavailable(
+        "--distributed nccl: this binary was built without NCCL support: rebuild it with `--features nccl` (MPI is \
+         needed too: apt-get install mpich libmpich-dev libclang-dev)"
+            .into(),
+    ))
 }
 
 #[cfg(feature = "mpi")]
@@ -110,6 +148,19 @@ mod tests {
     }
 
     #[test]
+    fn each_rank_gets_its_own_gpu() {
+        let gpu = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            rank_gpu_from(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        };
+        assert_eq!(gpu(&[]), 0);
+        assert_eq!(gpu(&[("PMI_SIZE", "8"), ("PMI_RANK", "5"), ("MPI_LOCALRANKID", "1")]), 1);
+        assert_eq!(gpu(&[("PMI_SIZE", "8"), ("PMI_RANK", "5")]), 5);
+        assert_eq!(gpu(&[("SLURM_LOCALID", "2"), ("CUDA_VISIBLE_DEVICES", "6")]), 0);
+        assert_eq!(gpu(&[("SLURM_LOCALID", "2"), ("CUDA_VISIBLE_DEVICES", "0,1,2,3")]), 2);
+    }
+
+    #[test]
     fn launchers_are_read_in_order() {
         assert_eq!(env(&[]), None);
         assert_eq!(env(&[("PMI_SIZE", "4"), ("PMI_RANK", "2")]), Some(LaunchEnv { rank: 2, world_size: 4, source: "PMI_SIZE" }));
@@ -127,7 +178,7 @@ mod tests {
         assert!(err.contains("rank 1 of 2") && err.contains("PMI_SIZE=2"), "{err}");
         let one = DistributedChoice::Auto.connect_with(env(&[("PMI_SIZE", "1")])).unwrap();
         assert_eq!(one.world_size(), 1);
-        assert!(DistributedChoice::parse("nccl").unwrap_err().contains("mpi"));
+        assert_eq!(DistributedChoice::parse("nccl"), Ok(DistributedChoice::Nccl));
         assert!(DistributedChoice::parse("tcp").is_err());
     }
 

@@ -10,6 +10,8 @@
 //!   so a one-process run takes exactly the code path of a distributed one.
 //! * `Mpi` (feature `mpi`): MPI ranks through rsmpi, launched by `mpiexec -n N` or SLURM's
 //!   `srun`. The default build needs no MPI library.
+//! * `Nccl` (feature `nccl`): MPI ranks whose all-gathers and all-reductions run through NCCL,
+//!   one GPU per rank (cudarc, loaded at run time).
 //!
 //! With `mpi`, [`testing`] runs a test as MPI ranks (the test binary under `mpiexec`).
 //!
@@ -38,13 +40,17 @@ use std::ops::Range;
 
 #[cfg(feature = "mpi")]
 mod mpi_ranks;
+#[cfg(feature = "nccl")]
+mod nccl_ranks;
 mod launch;
 #[cfg(feature = "mpi")]
 pub mod testing;
 
 #[cfg(feature = "mpi")]
 pub use mpi_ranks::Mpi;
-pub use launch::{DistributedChoice, LaunchEnv};
+#[cfg(feature = "nccl")]
+pub use nccl_ranks::Nccl;
+pub use launch::{DistributedChoice, LaunchEnv, rank_gpu};
 
 /// Why a collective operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +101,12 @@ pub trait Collective: Debug {
     fn abort(&self, code: i32) -> !;
     /// Payload bytes this rank has sent through collectives so far (for the benchmarks).
     fn bytes_sent(&self) -> u64;
+    /// Whether every operation is the identity, so callers may skip them (and their copies to
+    /// host buffers). Only [`SingleProcess`]: an MPI or NCCL world of one still communicates, which
+    /// is how a one-rank run checks the communicating path against the plain one.
+    fn is_identity(&self) -> bool {
+        false
+    }
 }
 
 /// One process: world size 1, every operation the identity.
@@ -134,6 +146,9 @@ impl Collective for SingleProcess {
     }
     fn bytes_sent(&self) -> u64 {
         0
+    }
+    fn is_identity(&self) -> bool {
+        true
     }
 }
 

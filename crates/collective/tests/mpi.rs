@@ -49,3 +49,25 @@ fn ranks_that_disagree_on_a_reduction_length_get_an_error_not_a_hang() {
     let err = world.all_reduce_sum(&mut values).unwrap_err().to_string();
     assert!(err.contains("[2, 3]"), "{err}");
 }
+
+/// Where this runs there may be no GPU (CI has none): then `--distributed nccl` is an error that
+/// names the missing library, not a panic; with a GPU it joins a world of one.
+#[cfg(feature = "nccl")]
+#[test]
+fn nccl_is_a_clear_error_without_a_gpu_and_a_world_of_one_with_one() {
+    match DistributedChoice::Nccl.connect() {
+        Ok(world) => {
+            assert_eq!(world.world_size(), 1);
+            assert!(world.describe().starts_with("NCCL on GPU"), "{}", world.describe());
+            let mut values = vec![1.0_f32, 2.0];
+            world.all_reduce_sum(&mut values).unwrap();
+            assert_eq!(values, [1.0, 2.0]);
+            let (all, ranges) = world.all_gather(&[5.0]).unwrap();
+            assert_eq!((all, ranges), (vec![5.0], vec![0..1]));
+        }
+        Err(e) => {
+            let e = e.to_string();
+            assert!(e.contains("cannot load libcuda") || e.contains("cannot load libnccl"), "{e}");
+        }
+    }
+}

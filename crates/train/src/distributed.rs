@@ -61,7 +61,7 @@ impl<'a> CollectiveRows<'a> {
 
 impl RowExchange for CollectiveRows<'_> {
     fn gather(&self, role: EmbeddingRole, local: Tensor<2>) -> std::result::Result<(Tensor<2>, Range<usize>), LossError> {
-        if self.collective.world_size() == 1 {
+        if self.collective.is_identity() {
             let rows = local.dims()[0];
             return Ok((local, 0..rows));
         }
@@ -92,7 +92,7 @@ impl RowExchange for CollectiveRows<'_> {
 /// loss's gradient, see [`hybrid_ir_loss::CachedLoss::step_across`]). Large 2-D gradients are
 /// summed over their non-zero rows only ([`ROW_SPARSE_MIN_ROWS`]).
 pub fn sum_gradients<M: Module>(model: &M, grads: &mut GradientsParams, collective: &dyn Collective) -> Result<()> {
-    if collective.world_size() == 1 {
+    if collective.is_identity() {
         return Ok(());
     }
     let mut host = HostGradients { grads, dense: Vec::new(), matrices: Vec::new(), shapes: Vec::new(), failed: None };

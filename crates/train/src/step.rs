@@ -93,7 +93,7 @@ impl StepRunner {
     /// is the global batch's on every rank and the gradients are summed over the ranks, so the
     /// update equals the one-process update on the whole batch (docs/distributed.md).
     pub fn with_collective(mut self, collective: Arc<dyn Collective>) -> Result<Self> {
-        if collective.world_size() > 1 && !self.use_cache {
+        if !collective.is_identity() && !self.use_cache {
             return Err(TrainError::Other(format!(
                 "loss.cached = false cannot be split over {} ranks: the ranks join their embeddings in the cached step; \
                  set loss.cached = true (same loss and gradients)",
@@ -117,7 +117,7 @@ impl StepRunner {
         for (micro, tokens) in batches.iter().enumerate() {
             phase::enter(StepPhase::Forward);
             let seed = step_seed(self.seed, step, micro);
-            let out = if self.collective.world_size() > 1 {
+            let out = if !self.collective.is_identity() {
                 let local = tokens.shard(rank_pairs(self.collective.as_ref(), tokens.len())?);
                 let exchange = CollectiveRows::new(self.collective.as_ref(), tokens);
                 self.cached.step_across(model, &local, Some(&tokens.group_keys), seed, &exchange)?
