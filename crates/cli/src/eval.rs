@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use hybrid_ir_collective::{Collective, DistributedChoice};
 use hybrid_ir_data::{LareqaBenchmark, RetrievalBenchmark};
 use hybrid_ir_eval::{CandidateText, EvalError, TokenizedBenchmark, load_benchmark};
 use hybrid_ir_metrics::heatmap::{heatmap_png, heatmap_svg};
@@ -55,6 +56,10 @@ pub struct EvalArgs {
     /// Device with --model: `cpu` (burn Flex), `tch-cpu`, `tch-cuda:N` (the latter need a `tch` build).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
+    /// With --model under `mpiexec -n N` (a build with the `mpi` feature): each rank encodes every
+    /// N-th batch and rank 0 reports, the same report as one process (auto | off | mpi).
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = DistributedChoice::parse)]
+    pub distributed: DistributedChoice,
     /// Evaluate only these languages (comma-separated codes); default all.
     #[arg(long, value_delimiter = ',')]
     pub languages: Vec<String>,
@@ -190,7 +195,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
 
     // Exactly one of --embeddings / --model is given (checked above, before the benchmark loaded).
     if let Some(model) = &args.model {
-        let (benchmark_back, embeddings) = encode_with_model(args, model, benchmark)?;
+        let collective = args.distributed.connect().map_err(|e| UsageError(format!("--distributed: {e}")))?;
+        let (benchmark_back, embeddings) = encode_with_model(args, model, benchmark, collective.as_ref())?;
+        if collective.rank() != 0 {
+            // Rank 0 reports and writes; the others only encoded their share.
+            return Ok(());
+        }
         if let Some(path) = &args.save_embeddings {
             write_embeddings(path, &benchmark_back, &embeddings)?;
             tracing::info!("wrote embeddings to {}", path.display());
@@ -208,6 +218,7 @@ fn encode_with_model(
     args: &EvalArgs,
     model_dir: &Path,
     benchmark: RetrievalBenchmark,
+    collective: &dyn Collective,
 ) -> Result<(RetrievalBenchmark, BenchmarkEmbeddings)> {
     let info = ModelInfo::read(model_dir, &LoadOptions::default()).with_context(|| format!("reading {}", model_dir.display()))?;
     let prefixes = args.prefixes.resolve(&info.prefixes, PrefixConfig::none());
@@ -229,9 +240,12 @@ fn encode_with_model(
         args.max_len,
         args.candidate_text
     );
-    let bar = Progress::new(true, &format!("encoding {}", info.name), "texts", tokenized.num_texts() as u64);
+    let (rank, world) = (collective.rank(), collective.world_size());
+    let what = if world > 1 { format!("encoding {} (rank {rank}: every {world}th batch)", info.name) } else { format!("encoding {}", info.name) };
+    let share = tokenized.num_texts().div_ceil(world) as u64;
+    let bar = Progress::new(rank == 0, &what, "texts", share);
     let started = std::time::Instant::now();
-    let embeddings = tokenized.encode(&encoder, &pipeline, args.batch_size, |n| bar.set_position(n as u64))?;
+    let embeddings = tokenized.encode_across(&encoder, &pipeline, args.batch_size, collective, |n| bar.set_position(n as u64))?;
     bar.finish();
     tracing::info!("encoded {} texts in {:.1} s", tokenized.num_texts(), started.elapsed().as_secs_f64());
     Ok((tokenized.benchmark, embeddings))

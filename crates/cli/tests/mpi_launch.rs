@@ -95,3 +95,39 @@ fn a_killed_rank_stops_the_others_and_the_last_checkpoint_resumes() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(&format!("stopped at step {next}")), "{stdout}");
 }
+
+/// `mpiexec -n 2 hybrid-ir eval --model ...`: each rank encodes every other batch, rank 0
+/// reports; the embeddings (saved) and the report equal one process's, bit for bit.
+#[test]
+fn two_ranks_split_the_encoding_and_report_what_one_process_reports() {
+    let model = workspace().join("models/all-MiniLM-L6-v2");
+    assert!(model.join("model.safetensors").exists(), "run `cargo xtask fetch-models` first");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_hybrid-ir");
+    let eval = |launcher: Option<&str>, tag: &str| -> (serde_json::Value, Vec<u8>, String) {
+        let (report, embeddings) = (dir.path().join(format!("{tag}.json")), dir.path().join(format!("{tag}.parquet")));
+        let args = [
+            "eval", "--benchmark", "xquad-r", "--languages", "en,de", "--model", model.to_str().unwrap(), "--max-len", "48",
+            "--batch-size", "32", "--out", report.to_str().unwrap(), "--save-embeddings", embeddings.to_str().unwrap(),
+        ];
+        let out = match launcher {
+            Some(mpiexec) => Command::new(mpiexec).args(["-n", "2", bin]).args(args).current_dir(workspace()).output(),
+            None => Command::new(bin).args(args).current_dir(workspace()).output(),
+        }
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        (report, std::fs::read(&embeddings).unwrap(), stdout.into_owned())
+    };
+    let (one, one_embeddings, one_said) = eval(None, "one");
+    let mpiexec = hybrid_ir_collective::testing::mpiexec();
+    let (two, two_embeddings, two_said) = eval(Some(&mpiexec), "two");
+    // Rank 0 alone prints the tables: the same output as one process.
+    assert!(one_said.contains("mAP"), "{one_said}");
+    assert_eq!(one_said, two_said);
+    assert_eq!(one["settings"], two["settings"]);
+    assert_eq!(one["per_language"], two["per_language"]);
+    assert!(one_embeddings == two_embeddings, "the saved embeddings differ between one process and two ranks");
+    assert!(one["settings"]["mono"]["map"].as_f64().unwrap() > 0.1);
+}

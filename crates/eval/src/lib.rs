@@ -15,7 +15,8 @@ use std::path::Path;
 
 use hybrid_ir_data::{LareqaBenchmark, LareqaDataset, RetrievalBenchmark, resolve_data_dir};
 use hybrid_ir_metrics::{BenchmarkEmbeddings, EvalOptions, LareqaReport, evaluate_benchmark};
-use hybrid_ir_model::{Backbone, TextKind, TextPipeline, embed_sequences};
+use hybrid_ir_collective::{Collective, SingleProcess};
+use hybrid_ir_model::{Backbone, TextKind, TextPipeline, embed_sequences_share};
 
 /// The workspace's encoding pipeline ([`TextPipeline`] + any [`Backbone`]) as the search crate's
 /// [`TextEncoder`](hybrid_ir_search::TextEncoder): `hybrid-ir index` and `search` embed documents
@@ -80,6 +81,9 @@ pub enum EvalError {
     /// Scoring failed.
     #[error(transparent)]
     Metrics(#[from] hybrid_ir_metrics::MetricsError),
+    /// Error from the collective operations of an encoding split over ranks.
+    #[error("encoding across ranks: {0}")]
+    Collective(#[from] hybrid_ir_collective::CollectiveError),
     /// A requested language is not a language code.
     #[error("language {0:?} is not a language code (letters, digits, '-' and '_' only)")]
     Language(String),
@@ -196,11 +200,37 @@ impl TokenizedBenchmark {
         model: &B,
         pipeline: &TextPipeline,
         batch_size: usize,
+        progress: impl FnMut(usize),
+    ) -> Result<BenchmarkEmbeddings> {
+        self.encode_across(model, pipeline, batch_size, &SingleProcess, progress)
+    }
+
+    /// [`TokenizedBenchmark::encode`] split over the ranks of `collective`: each rank embeds every
+    /// `world`-th length-sorted batch, and the ranks' rows are summed into the full matrices on
+    /// every rank (the others' rows are 0 there, so the sum is exact: the same embeddings, bit
+    /// for bit, as one process). `progress` counts this rank's texts.
+    pub fn encode_across<B: Backbone>(
+        &self,
+        model: &B,
+        pipeline: &TextPipeline,
+        batch_size: usize,
+        collective: &dyn Collective,
         mut progress: impl FnMut(usize),
     ) -> Result<BenchmarkEmbeddings> {
-        let nq = self.queries.len();
-        let queries = embed_sequences(model, &self.queries, pipeline.pad_id(), batch_size, &mut progress)?;
-        let candidates = embed_sequences(model, &self.candidates, pipeline.pad_id(), batch_size, |n| progress(nq + n))?;
+        let share = (collective.rank(), collective.world_size());
+        let mut own_queries = 0;
+        let mut queries = embed_sequences_share(model, &self.queries, pipeline.pad_id(), batch_size, share, |n| {
+            own_queries = n;
+            progress(n)
+        })?;
+        let mut candidates =
+            embed_sequences_share(model, &self.candidates, pipeline.pad_id(), batch_size, share, |n| progress(own_queries + n))?;
+        if !collective.is_identity() {
+            for matrix in [&mut queries, &mut candidates] {
+                let values = matrix.as_slice_mut().expect("embed_sequences_share returns a standard-layout matrix");
+                collective.all_reduce_sum(values)?;
+            }
+        }
         Ok(BenchmarkEmbeddings { queries, candidates })
     }
 

@@ -48,7 +48,7 @@ pub use encoder::BertEncoder;
 pub use error::{ModelError, Result};
 pub use frozen::FrozenPrefixCache;
 pub use hf::{LoadOptions, LoadReport, ModelMeta, export_hf_dir, load_tokenizer, load_weights, read_meta};
-pub use pipeline::{TextPipeline, embed_sequences, tensor_values};
+pub use pipeline::{TextPipeline, embed_sequences, embed_sequences_share, tensor_values};
 pub use pooling::{PoolingConfig, PoolingMode};
 pub use prefix::{PrefixConfig, PrefixStyle, TextKind};
 pub use sentence::{SentenceEncoder, export_model};

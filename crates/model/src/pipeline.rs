@@ -100,6 +100,21 @@ pub fn embed_sequences<B: Backbone>(
     sequences: &[Vec<u32>],
     pad_id: u32,
     batch_size: usize,
+    progress: impl FnMut(usize),
+) -> Result<Array2<f32>> {
+    embed_sequences_share(model, sequences, pad_id, batch_size, (0, 1), progress)
+}
+
+/// [`embed_sequences`] for one of `share.1` processes: only the length-sorted batches `k` with
+/// `k % share.1 == share.0` are embedded; the other rows stay 0. The batches are those one process
+/// forms, so the rows a process embeds are bit-for-bit the rows one process embeds, and a sum over
+/// the processes' matrices (adding zeros is exact) is the one-process matrix.
+pub fn embed_sequences_share<B: Backbone>(
+    model: &B,
+    sequences: &[Vec<u32>],
+    pad_id: u32,
+    batch_size: usize,
+    share: (usize, usize),
     mut progress: impl FnMut(usize),
 ) -> Result<Array2<f32>> {
     if batch_size == 0 {
@@ -110,7 +125,11 @@ pub fn embed_sequences<B: Backbone>(
     let mut out = Array2::<f32>::zeros((sequences.len(), dim));
     let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
     let mut done = 0;
-    for batch in length_sorted_batches(&lengths, batch_size) {
+    let (index, count) = (share.0, share.1.max(1));
+    for (k, batch) in length_sorted_batches(&lengths, batch_size).into_iter().enumerate() {
+        if k % count != index {
+            continue;
+        }
         let seqs: Vec<Vec<u32>> = batch.iter().map(|&i| sequences[i].clone()).collect();
         let (ids, mask) = TokenBatch::from_sequences(&seqs, pad_id).to_tensors(&device);
         let values = tensor_values(model.embed(ids, mask))?;

@@ -34,6 +34,29 @@ pub fn rank_pairs(collective: &dyn Collective, pairs: usize) -> Result<Range<usi
     Ok(shard_range(pairs, collective.rank(), world))
 }
 
+/// Errors unless every rank holds the same global batch at optimizer step `step`. The ranks
+/// draw it from samplers with the same seed; a sampler that is not a function of its seed and
+/// state alone (seeded from the clock, say) would give each rank its own batch and train on a
+/// silent mix of slices from different batches.
+pub fn check_same_batch(collective: &dyn Collective, batch: &TokenizedBatch, step: u64) -> Result<()> {
+    let mut h = mix(0, batch.len() as u64);
+    for rows in [&batch.queries, &batch.positives, &batch.negatives] {
+        for row in rows {
+            h = row.iter().fold(mix(h, row.len() as u64), |h, &t| mix(h, u64::from(t)));
+        }
+    }
+    h = batch.group_keys.iter().fold(h, |h, &k| mix(h, k));
+    let (all, _) = collective.all_gather_u64(&[h])?;
+    match all.iter().position(|&other| other != h) {
+        None => Ok(()),
+        Some(rank) => Err(TrainError::Collective(hybrid_ir_collective::CollectiveError::Mismatch(format!(
+            "step {step}: rank {rank} holds another global batch than rank {}: every rank must draw the same batches \
+             from the same sampler seed (is the sampler seeded from anything but its config?)",
+            collective.rank()
+        )))),
+    }
+}
+
 /// [`RowExchange`] over a [`Collective`]: an all-gather of the ranks' embedding rows.
 pub struct CollectiveRows<'a> {
     collective: &'a dyn Collective,

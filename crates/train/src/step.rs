@@ -15,7 +15,7 @@ use hybrid_ir_model::kernels::{AdamWBatch, GlobalNorm};
 use hybrid_ir_collective::{Collective, SingleProcess};
 
 use crate::adamw::InPlaceAdamW;
-use crate::distributed::{CollectiveRows, rank_pairs, sum_gradients};
+use crate::distributed::{CollectiveRows, check_same_batch, rank_pairs, sum_gradients};
 use crate::config::{LossSection, OptimSection};
 use crate::encode::TokenizedBatch;
 use crate::error::{Result, TrainError};
@@ -118,6 +118,7 @@ impl StepRunner {
             phase::enter(StepPhase::Forward);
             let seed = step_seed(self.seed, step, micro);
             let out = if !self.collective.is_identity() {
+                check_same_batch(self.collective.as_ref(), tokens, step)?;
                 let local = tokens.shard(rank_pairs(self.collective.as_ref(), tokens.len())?);
                 let exchange = CollectiveRows::new(self.collective.as_ref(), tokens);
                 self.cached.step_across(model, &local, Some(&tokens.group_keys), seed, &exchange)?

@@ -9,6 +9,9 @@
 //! (parallel-id masking across ranks): loss, gradient norm and every parameter's gradient (sum
 //! and sum of squares) equal to 1e-5 relative, and the masking is not vacuous.
 //!
+//! Ranks whose samplers are seeded differently stop at the first step with an error on every
+//! rank (each would otherwise train on its own batch).
+//!
 //! Dropout stays on: each rank's slice is whole chunks (`chunk_size` 4, chunks in batch order),
 //! so every row is embedded with the dropout mask it gets in one process.
 #![cfg(feature = "mpi")]
@@ -217,6 +220,12 @@ fn rank_body() {
             std::fs::write(path, serde_json::to_vec(&stats).unwrap()).unwrap();
         }
     }
+    // Samplers seeded differently per rank: refused at the first step on every rank, no hang.
+    let mut divergent = config(&root.join("divergent"), "cpu", "in_batch");
+    divergent.sampler.seed += collective.rank() as u64;
+    let options = RunOptions { collective: Some(collective.clone()), ..Default::default() };
+    let err = train(&divergent, &options).unwrap_err().to_string();
+    assert!(err.contains("step 1: rank") && err.contains("another global batch"), "{err}");
     println!("rank done: world {}", collective.world_size());
 }
 
