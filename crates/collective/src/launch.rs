@@ -17,12 +17,14 @@ pub struct LaunchEnv {
 }
 
 /// (world size variable, rank variable) of each launcher, in the order they are trusted:
-/// MPICH's Hydra and Intel MPI (PMI), Open MPI, PMIx, then SLURM's `srun`.
+/// MPICH's Hydra and Intel MPI (PMI), Open MPI, PMIx, then SLURM's `srun`. For SLURM the step's
+/// task count, not the job's `SLURM_NTASKS`: a batch script's own shell has `SLURM_NTASKS=N` too,
+/// and a command it runs without `srun` is one process.
 const LAUNCHERS: [(&str, &str); 4] = [
     ("PMI_SIZE", "PMI_RANK"),
     ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),
     ("PMIX_SIZE", "PMIX_RANK"),
-    ("SLURM_NTASKS", "SLURM_PROCID"),
+    ("SLURM_STEP_NUM_TASKS", "SLURM_PROCID"),
 ];
 
 impl LaunchEnv {
@@ -164,10 +166,12 @@ mod tests {
     fn launchers_are_read_in_order() {
         assert_eq!(env(&[]), None);
         assert_eq!(env(&[("PMI_SIZE", "4"), ("PMI_RANK", "2")]), Some(LaunchEnv { rank: 2, world_size: 4, source: "PMI_SIZE" }));
-        let slurm = env(&[("SLURM_NTASKS", "8"), ("SLURM_PROCID", "7")]).unwrap();
-        assert_eq!((slurm.rank, slurm.world_size, slurm.source), (7, 8, "SLURM_NTASKS"));
+        let slurm = env(&[("SLURM_STEP_NUM_TASKS", "8"), ("SLURM_PROCID", "7")]).unwrap();
+        assert_eq!((slurm.rank, slurm.world_size, slurm.source), (7, 8, "SLURM_STEP_NUM_TASKS"));
+        // A batch script's shell (no `srun`): the job's task count alone is not a launch.
+        assert_eq!(env(&[("SLURM_NTASKS", "8"), ("SLURM_PROCID", "0")]), None);
         // Open MPI inside a SLURM allocation: the launcher's own variables win.
-        let both = env(&[("SLURM_NTASKS", "8"), ("OMPI_COMM_WORLD_SIZE", "2"), ("OMPI_COMM_WORLD_RANK", "1")]).unwrap();
+        let both = env(&[("SLURM_STEP_NUM_TASKS", "8"), ("OMPI_COMM_WORLD_SIZE", "2"), ("OMPI_COMM_WORLD_RANK", "1")]).unwrap();
         assert_eq!((both.rank, both.world_size), (1, 2));
     }
 
