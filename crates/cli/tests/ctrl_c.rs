@@ -1,17 +1,12 @@
 //! Ctrl-C during `hybrid-ir train`: the run saves a checkpoint at the step it reached, exits
 //! cleanly, and `--resume` continues from exactly that step.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn workspace() -> PathBuf {
-    hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-fn train_events(run: &Path) -> usize {
-    std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |t| t.lines().filter(|l| l.contains("\"train\"")).count())
-}
+use common::{last_checkpoint_step, resume_one_more_step, train_events, workspace};
 
 #[test]
 fn sigint_saves_a_checkpoint_and_resume_continues_from_it() {
@@ -56,21 +51,12 @@ fn sigint_saves_a_checkpoint_and_resume_continues_from_it() {
     assert!(stdout.contains("Interrupted"), "{stdout}");
 
     // The last checkpoint is the step the run reached, and every logged step is in it.
-    let last = std::fs::read_to_string(run.join("checkpoints/last")).unwrap();
-    let step: u64 = last.trim().trim_start_matches("step-").parse().unwrap();
+    let step = last_checkpoint_step(&run);
     assert!(step >= 2, "checkpoint at step {step}");
     assert_eq!(train_events(&run) as u64, step, "metrics.jsonl and the checkpoint agree on the step");
 
     // Resume continues from that step: one more step, then stop.
-    let next = (step + 1).to_string();
-    let out = Command::new(bin)
-        .args(["train", "--config", run.join("config.toml").to_str().unwrap(), "--resume", "--stop-after", &next, "--no-progress"])
-        .current_dir(workspace())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("stopped at step {next}")), "{stdout}");
+    resume_one_more_step(&run, step);
     assert_eq!(train_events(&run) as u64, step + 1);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -4,17 +4,12 @@
 //! checkpoint is intact: one process resumes from it (another world size, same global batch).
 #![cfg(feature = "mpi")]
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn workspace() -> PathBuf {
-    hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-fn train_events(run: &Path) -> usize {
-    std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |t| t.lines().filter(|l| l.contains("\"train\"")).count())
-}
+use common::{last_checkpoint_step, resume_one_more_step, train_events, workspace};
 
 /// The PID the training log gives for `rank` ("... rank 1: pid 1234 ...").
 fn pid_of_rank(log: &str, rank: usize) -> Option<u32> {
@@ -82,18 +77,9 @@ fn a_killed_rank_stops_the_others_and_the_last_checkpoint_resumes() {
     assert_eq!(said.matches("loaded start model").count(), 1, "{said}");
 
     // The last checkpoint verifies, and one process continues from it.
-    let last = std::fs::read_to_string(run.join("checkpoints/last")).unwrap();
-    let step: u64 = last.trim().trim_start_matches("step-").parse().unwrap();
+    let step = last_checkpoint_step(&run);
     assert!(step >= 2 && step % 2 == 0, "last checkpoint at step {step}");
-    let next = (step + 1).to_string();
-    let out = Command::new(bin)
-        .args(["train", "--config", run.join("config.toml").to_str().unwrap(), "--resume", "--stop-after", &next, "--no-progress"])
-        .current_dir(workspace())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&format!("stopped at step {next}")), "{stdout}");
+    resume_one_more_step(&run, step);
 }
 
 /// `mpiexec -n 2 hybrid-ir eval --model ...`: each rank encodes every other batch, rank 0

@@ -16,6 +16,7 @@ use hybrid_ir_loss::{EmbeddingRole, LossError, RowExchange};
 
 use crate::encode::TokenizedBatch;
 use crate::error::{Result, TrainError};
+use crate::step::step_seed;
 
 /// A 2-D gradient with at least this many rows is summed as its non-zero rows only: a word
 /// embedding matrix (250k rows for the XLM-R vocabulary) is touched by a few thousand tokens per
@@ -237,12 +238,9 @@ impl<S: Iterator<Item = GradShape>, R: Iterator<Item = RowMatrix>> ModuleVisitor
     }
 }
 
-/// SplitMix64 step (the signature of the gradient layout).
+/// Folds `v` into the running fingerprint `h` with the trainer's SplitMix64 mix ([`step_seed`]).
 fn mix(h: u64, v: u64) -> u64 {
-    let mut z = h ^ v.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    step_seed(h, v, 0)
 }
 
 #[cfg(test)]

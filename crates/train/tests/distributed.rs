@@ -239,12 +239,13 @@ fn train_losses(run: &Path) -> Vec<f64> {
 }
 
 fn weights(run: &Path) -> Vec<(String, Vec<f32>)> {
-    let model = load_run_model(run, false, &Device::flex()).unwrap().model;
-    let mut out: Vec<(String, Vec<f32>)> = model
-        .collect(None, None, false)
-        .into_iter()
-        .map(|t| (t.name.clone(), f32_values(&t)))
-        .collect();
+    named_values(&load_run_model(run, false, &Device::flex()).unwrap().model)
+}
+
+/// Every tensor of `module` as `(name, f32 values)`, sorted by name.
+fn named_values(module: &impl ModuleSnapshot) -> Vec<(String, Vec<f32>)> {
+    let mut out: Vec<(String, Vec<f32>)> =
+        module.collect(None, None, false).into_iter().map(|t| (t.name.clone(), f32_values(&t))).collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
@@ -279,15 +280,7 @@ fn compare(one: &Path, ranks: &Path, case: &str) {
 
 fn weights_of_base() -> Vec<(String, Vec<f32>)> {
     let dir = common::model_dir("all-MiniLM-L6-v2");
-    let base = hybrid_ir_model::SentenceEncoder::load(&dir, &Device::flex(), &Default::default()).unwrap();
-    let mut out: Vec<(String, Vec<f32>)> = base
-        .encoder
-        .collect(None, None, false)
-        .into_iter()
-        .map(|t| (t.name.clone(), f32_values(&t)))
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    named_values(&hybrid_ir_model::SentenceEncoder::load(&dir, &Device::flex(), &Default::default()).unwrap().encoder)
 }
 
 fn f32_values(t: &burn::store::burn_pack::Tensor) -> Vec<f32> {
