@@ -9,7 +9,7 @@ use clap::Args;
 use hybrid_ir_collective::{Collective, DistributedChoice};
 use hybrid_ir_data::sampler::SamplerKind;
 use hybrid_ir_metrics::PairedTestOptions;
-use hybrid_ir_train::reproduce::{ReproduceLoss, ReproduceOptions, reproduce};
+use hybrid_ir_train::reproduce::{ReproduceLoss, ReproduceOptions, reproduce_across};
 use hybrid_ir_train::{
     BackboneChoice, ExportOptions, RunOptions, StaticInitChoice, StopReason, TrainConfig, TrainError, export_run_with,
     install_ctrlc_handler, train,
@@ -108,6 +108,30 @@ pub struct TrainArgs {
     /// off (one process; a multi-rank launch is refused).
     #[arg(long, value_name = "MODE", default_value = "auto", value_parser = DistributedChoice::parse)]
     pub distributed: DistributedChoice,
+}
+
+/// The ranks of this launch joined as `choice` says. With NCCL every rank trains on its own GPU,
+/// so `device` (named `device_name` in messages) becomes `tch-cuda:<rank's GPU>`.
+fn join_ranks(choice: DistributedChoice, device: &mut String, device_name: &str) -> anyhow::Result<Arc<dyn Collective>> {
+    if choice == DistributedChoice::Nccl {
+        if !device.starts_with("tch-cuda") {
+            usage!("--distributed nccl needs a CUDA device ({device_name} tch-cuda:0), not {device:?}; use --distributed mpi on CPUs");
+        }
+        *device = format!("tch-cuda:{}", hybrid_ir_collective::rank_gpu());
+    }
+    Ok(Arc::from(choice.connect().map_err(|e| UsageError(format!("--distributed: {e}")))?))
+}
+
+/// `result` on rank 0; on another rank of a multi-rank run an error ends every rank (they wait
+/// in their next collective), after saying which rank failed and in what.
+fn end_ranks_on_error<T>(collective: &dyn Collective, what: &str, result: Result<T, TrainError>) -> Result<T, TrainError> {
+    match result {
+        Err(err) if collective.world_size() > 1 => {
+            eprintln!("error: rank {}: {what}: {err}", collective.rank());
+            collective.abort(1)
+        }
+        other => other,
+    }
 }
 
 impl TrainArgs {
@@ -213,19 +237,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut config = config;
-    if args.distributed == DistributedChoice::Nccl {
-        // One GPU per rank: the model trains on the GPU the rank's NCCL communicator uses.
-        if !config.model.device.starts_with("tch-cuda") {
-            return Err(UsageError(format!(
-                "--distributed nccl needs a CUDA device (model.device = \"tch-cuda:0\"), not {:?}; use --distributed mpi on CPUs",
-                config.model.device
-            ))
-            .into());
-        }
-        config.model.device = format!("tch-cuda:{}", hybrid_ir_collective::rank_gpu());
-    }
-    let collective: Arc<dyn Collective> =
-        Arc::from(args.distributed.connect().map_err(|e| UsageError(format!("--distributed: {e}")))?);
+    let collective = join_ranks(args.distributed, &mut config.model.device, "model.device")?;
     let stop_flag = Some(install_ctrlc_handler()?);
     let options = RunOptions {
         resume: args.resume,
@@ -235,15 +247,8 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         progress: !args.no_progress,
         collective: Some(collective.clone()),
     };
-    let summary = match train(&config, &options) {
-        Ok(summary) => summary,
-        Err(err) if collective.world_size() > 1 => {
-            // The other ranks wait in their next collective: end them all, after saying why.
-            eprintln!("error: rank {}: training run {}: {err}", collective.rank(), config.output_dir.display());
-            collective.abort(1)
-        }
-        Err(err) => return Err(anyhow::Error::new(err).context(format!("training run {}", config.output_dir.display()))),
-    };
+    let what = format!("training run {}", config.output_dir.display());
+    let summary = end_ranks_on_error(collective.as_ref(), &what, train(&config, &options)).context(what)?;
     if collective.rank() != 0 {
         return Ok(());
     }
@@ -312,8 +317,8 @@ pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
 /// `hybrid-ir reproduce`.
 #[derive(Args, Debug)]
 #[command(after_help = "EXAMPLES:\n  \
-    hybrid-ir reproduce --one-way      # the CPU budget run of the README: ~14 min on 2 cores\n  \
-    hybrid-ir reproduce                # both directions: ~27 min (docs/results.md)\n  \
+    hybrid-ir reproduce --one-way      # the CPU budget run of the README: 9-14 min on 2 cores\n  \
+    hybrid-ir reproduce                # both directions: 17-27 min (docs/results.md)\n  \
     hybrid-ir reproduce --model DIR --steps 2000 --batch-size 100 --trainable-layers 0 --device tch-cuda:0\n\n\
     Trains one model per alpha (1 = X-X-mono, 0 = X-Y, 0.5 = Hybrid) from the same start on --train,\n\
     evaluates each and the start model on --eval (and the reverse direction unless --one-way), and\n\
@@ -336,7 +341,12 @@ HARD NEGATIVES:\n  \
     hybrid-ir reproduce --train runs/mlqa-r-mined.jsonl --one-way --loss paper --out runs/paper\n\
     --loss in-batch (default) trains on in-batch negatives and drops any a corpus carries;\n\
     in-batch+negatives adds each pair's hard negative to the candidates; paper is Eq. (1) of the\n\
-    paper: the own positive against the batch's hard negatives only.")]
+    paper: the own positive against the batch's hard negatives only.\n\n\
+DISTRIBUTED:\n  \
+    mpiexec -n 2 hybrid-ir reproduce --one-way      # a build with the `mpi` feature\n\
+    Every model trains over the ranks (batch --batch-size in all, split between them) and every\n\
+    evaluation encoding is split by batch; rank 0 writes --out and prints the tables, the same as\n\
+    one process prints for the same runs. --out must be on a file system every rank sees.")]
 pub struct ReproduceArgs {
     /// Start model directory (fetch with `cargo xtask fetch-models`).
     #[arg(long, value_name = "DIR", default_value = "models/multilingual-e5-small")]
@@ -409,6 +419,11 @@ pub struct ReproduceArgs {
     /// No progress bars.
     #[arg(long)]
     pub no_progress: bool,
+    /// How the processes are joined (auto | off | mpi | nccl, as for `train`): under `mpiexec -n N`
+    /// every model trains data-parallel over the N ranks and every evaluation encoding is split
+    /// over them; rank 0 writes and prints the same tables as one process.
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = DistributedChoice::parse)]
+    pub distributed: DistributedChoice,
 }
 
 /// Runs `hybrid-ir reproduce`.
@@ -447,6 +462,8 @@ pub fn run_reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
             usage!("{flag} {value}: give at least {least}");
         }
     }
+    let mut device = args.device.clone();
+    let collective = join_ranks(args.distributed, &mut device, "--device")?;
     let options = ReproduceOptions {
         model_dir: args.model.clone(),
         train: args.train.clone(),
@@ -469,12 +486,14 @@ pub fn run_reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
         loss: args.loss,
         significance: PairedTestOptions { resamples: args.resamples, ..PairedTestOptions::default() },
         data_dir: args.data.clone(),
-        device: args.device.clone(),
+        device,
         eval_batch_size: args.eval_batch_size,
         progress: !args.no_progress,
     };
     let stop = Some(install_ctrlc_handler()?);
-    let (_, markdown) = reproduce(&options, stop).map_err(|e| match e {
+    let what = format!("reproduce into {}", args.out.display());
+    let result = end_ranks_on_error(collective.as_ref(), &what, reproduce_across(&options, stop, collective.clone()));
+    let (_, markdown) = result.map_err(|e| match e {
         // Every training config of `reproduce` is built from its flags.
         TrainError::ConfigInvalid { .. } => anyhow::Error::new(UsageError(format!(
             "{e}\n(set by the flags: --steps is schedule.steps, --batch-size sampler.batch_size, --lr optim.lr, \
@@ -482,6 +501,9 @@ pub fn run_reproduce(args: &ReproduceArgs) -> anyhow::Result<()> {
         ))),
         e => e.into(),
     })?;
+    if collective.rank() != 0 {
+        return Ok(());
+    }
     println!("{markdown}");
     println!("written to {}", args.out.join("results.md").display());
     Ok(())

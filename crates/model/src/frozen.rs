@@ -55,8 +55,27 @@ impl FrozenPrefixCache {
         pad_id: u32,
         frozen_layers: usize,
         batch_size: usize,
+        progress: impl FnMut(usize),
+    ) -> Result<Self> {
+        Self::build_share(base, sequences, pad_id, frozen_layers, batch_size, (0, 1), progress)
+    }
+
+    /// [`Self::build`] for one of `share.1` processes: only the length-sorted batches `k` with
+    /// `k % share.1 == share.0` are cached (the batching of
+    /// [`crate::pipeline::embed_sequences_share`]), so [`Self::embed`] fills those rows and
+    /// leaves the others 0: summed over the processes, the one-process matrix, bit for bit.
+    pub fn build_share(
+        base: &BertEncoder,
+        sequences: &[Vec<u32>],
+        pad_id: u32,
+        frozen_layers: usize,
+        batch_size: usize,
+        share: (usize, usize),
         mut progress: impl FnMut(usize),
     ) -> Result<Self> {
+        if batch_size == 0 {
+            return Err(ModelError::Encode("the encoding batch size must be at least 1".into()));
+        }
         let n = base.encoder.layer.len();
         if frozen_layers > n {
             return Err(ModelError::Encode(format!("cannot freeze {frozen_layers} layers of a {n}-layer encoder")));
@@ -65,7 +84,11 @@ impl FrozenPrefixCache {
         let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
         let mut batches = Vec::new();
         let mut done = 0;
-        for rows in length_sorted_batches(&lengths, batch_size) {
+        let (index, count) = (share.0, share.1.max(1));
+        for (k, rows) in length_sorted_batches(&lengths, batch_size).into_iter().enumerate() {
+            if k % count != index {
+                continue;
+            }
             let seqs: Vec<Vec<u32>> = rows.iter().map(|&i| sequences[i].clone()).collect();
             let (ids, mask) = TokenBatch::from_sequences(&seqs, pad_id).to_tensors(&device);
             let bias = attention_bias(&mask);
@@ -86,7 +109,8 @@ impl FrozenPrefixCache {
     }
 
     /// Embeds the cached texts with `model` (a `valid()` model whose bottom equals the base's):
-    /// only layers `frozen_layers..` run. Rows come back in input order.
+    /// only layers `frozen_layers..` run. Rows come back in input order (rows of batches another
+    /// process caches, [`Self::build_share`], are 0).
     /// Pooling is the model's own ([`BertEncoder::pooling`]).
     pub fn embed(&self, model: &BertEncoder, mut progress: impl FnMut(usize)) -> Result<Array2<f32>> {
         let dim = model.hidden_size();

@@ -29,6 +29,19 @@ fn cached_bottom_plus_top_layers_equals_full_forward() {
         let cached = cache.embed(&base, |_| {}).unwrap();
         assert_eq!(cached, full, "frozen = {frozen}");
     }
+    // Split over 2 processes (every other length-sorted batch each, what `reproduce` does under
+    // mpiexec): each caches and embeds only its batches, and the sum is the full matrix.
+    let shares: Vec<_> = (0..2)
+        .map(|rank| {
+            let cache = FrozenPrefixCache::build_share(&base, &seqs, pipeline.pad_id(), 3, 2, (rank, 2), |_| {}).unwrap();
+            cache.embed(&base, |_| {}).unwrap()
+        })
+        .collect();
+    for share in &shares {
+        assert_ne!(share, &full, "each share holds only some rows");
+        assert!(share.rows().into_iter().any(|r| r.iter().all(|&x| x == 0.0)));
+    }
+    assert_eq!(&shares[0] + &shares[1], full);
     // A model whose top layer differs gives different embeddings through the same cache.
     let mut other = base.clone();
     let top = other.encoder.layer.len() - 1;

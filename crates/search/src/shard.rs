@@ -7,7 +7,6 @@
 //! each shard, so an interrupted build leaves complete shards that a resumed build verifies and
 //! keeps.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -223,9 +222,4 @@ fn decode_shard(path: &Path, bytes: bytes::Bytes, dim: usize) -> Result<ShardDat
 /// corpus as it streams by).
 pub fn read_shard_docids(dir: &Path, record: &ShardRecord, dim: usize) -> Result<Vec<String>> {
     read_shard(dir, record, dim).map(|d| d.docids)
-}
-
-/// Opens a file only to check it exists and is readable (used before long work starts).
-pub fn check_readable(path: &Path) -> Result<()> {
-    File::open(path).map(drop).map_err(|e| SearchError::io(path, e))
 }

@@ -408,11 +408,29 @@ impl TrainConfig {
     }
 
     /// Stable hash of the config: a checkpoint can only be resumed by the config that wrote it.
-    /// `[log]` is left out: it changes what is logged, not the run.
+    /// Left out: `[log]` (what is logged, not the run) and `loss.cached`, a memory setting (the
+    /// cached and the plain step give the same loss and dropout masks, gradients equal up to
+    /// float summation order), so a run can be resumed with it switched, e.g. over MPI ranks,
+    /// which need the cached step.
     pub fn fingerprint(&self) -> Result<String> {
+        let mut canonical = Self { log: LogSection::default(), ..self.clone() };
+        canonical.loss.cached = true;
+        canonical.hash()
+    }
+
+    /// Fingerprints that checkpoints of this config written before [`Self::fingerprint`] left
+    /// out `loss.cached` carry (those of a config with `loss.cached = false`), so they still
+    /// resume.
+    pub fn earlier_fingerprints(&self) -> Result<Vec<String>> {
+        if self.loss.cached {
+            return Ok(Vec::new());
+        }
+        Self { log: LogSection::default(), ..self.clone() }.hash().map(|f| vec![f])
+    }
+
+    fn hash(&self) -> Result<String> {
         use sha2::{Digest, Sha256};
-        let unlogged = Self { log: LogSection::default(), ..self.clone() };
-        let digest = Sha256::digest(unlogged.to_toml()?.as_bytes());
+        let digest = Sha256::digest(self.to_toml()?.as_bytes());
         Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
     }
 

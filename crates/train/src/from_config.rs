@@ -102,6 +102,7 @@ pub fn builder_from_config(config: &TrainConfig) -> Result<TrainerBuilder<AnyEnc
         .record(RunRecord {
             config_toml: Some(config.to_toml()?),
             fingerprint: Some(config.fingerprint()?),
+            also_resumes: config.earlier_fingerprints()?,
             model: info.source_dir.display().to_string(),
             data,
         });

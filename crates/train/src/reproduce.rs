@@ -21,6 +21,13 @@
 //! other with `hybrid-ir eval compare`. With
 //! `trainable_layers = k`, evaluation encodes the frozen bottom once per benchmark
 //! ([`FrozenPrefixCache`]) and only the top `k` layers per model.
+//!
+//! **Across processes.** Under `mpiexec` ([`reproduce`] with a [`Collective`] of several ranks)
+//! every training run is data-parallel through the trainer, and every evaluation encoding is
+//! split by length-sorted batch over the ranks (the frozen-bottom cache too), then summed: the
+//! same embeddings, hence the same report, as one process. Rank 0 alone decides whether a run
+//! resumes and writes (run directories, reports, results, heatmaps); every rank reads the
+//! finished checkpoints, so the output directory must be on a file system all ranks see.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +35,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use burn::module::Module;
+use hybrid_ir_collective::{Collective, SingleProcess};
 use hybrid_ir_data::sampler::{SamplerConfig, SamplerKind};
 use hybrid_ir_eval::{TokenizedBenchmark, load_benchmark};
 use hybrid_ir_data::NegativePolicy;
@@ -247,7 +255,14 @@ fn run_dir_of(opts: &ReproduceOptions, train_corpus: &str, label: &str, k: usize
     opts.out_dir.join(format!("train-{}", corpus_component(train_corpus))).join(name)
 }
 
-fn run_config(opts: &ReproduceOptions, train_corpus: &str, alpha: f64, seed: u64, run_dir: &Path) -> Result<TrainConfig> {
+fn run_config(
+    opts: &ReproduceOptions,
+    train_corpus: &str,
+    alpha: f64,
+    seed: u64,
+    run_dir: &Path,
+    world: usize,
+) -> Result<TrainConfig> {
     let kind = if alpha >= 1.0 {
         SamplerKind::Mono
     } else if alpha <= 0.0 {
@@ -286,7 +301,10 @@ fn run_config(opts: &ReproduceOptions, train_corpus: &str, alpha: f64, seed: u64
         },
         sampler: SamplerConfig { alpha, batch_size: opts.batch_size, seed, ..SamplerConfig::new(kind) },
         loss: LossSection {
-            cached: false,
+            // The plain step is the faster one in one process; ranks join their embeddings in the
+            // cached one. Same loss and dropout masks (and the fingerprint leaves it out), so a
+            // run started on one process is reused or resumed over ranks and the other way round.
+            cached: world > 1,
             kind: if opts.loss == ReproduceLoss::Paper { LossKind::Paper } else { LossKind::InBatch },
             ..LossSection::default()
         },
@@ -309,6 +327,24 @@ fn bar(progress: bool, len: u64, what: &str) -> Progress {
     Progress::new(progress, what, "texts", len)
 }
 
+/// Rank 0's answer on every rank (a shared file system may show the others a directory rank 0
+/// is still writing, or a stale view of it).
+fn rank0_decides(collective: &dyn Collective, answer: impl FnOnce() -> Result<bool>) -> Result<bool> {
+    let mut byte = vec![if collective.rank() == 0 { u8::from(answer()?) } else { 0 }];
+    collective.broadcast(0, &mut byte)?;
+    Ok(byte.first() == Some(&1))
+}
+
+/// The rows of `matrix` that other ranks embedded (0 here) added in: the full matrix, exact,
+/// because every row is non-zero on one rank only.
+fn sum_over_ranks(collective: &dyn Collective, mut matrix: ndarray::Array2<f32>) -> Result<ndarray::Array2<f32>> {
+    if !collective.is_identity() {
+        let values = matrix.as_slice_mut().ok_or_else(|| TrainError::Other("embeddings are not in standard layout".into()))?;
+        collective.all_reduce_sum(values)?;
+    }
+    Ok(matrix)
+}
+
 /// Trains (or reuses) one model per α on `train_corpus` and evaluates them and the start
 /// model on `eval_name`.
 fn direction(
@@ -316,9 +352,13 @@ fn direction(
     train_corpus: &str,
     eval_name: &str,
     stop: &Option<Arc<AtomicBool>>,
+    collective: &Arc<dyn Collective>,
 ) -> Result<DirectionResult> {
     let spec: hybrid_ir_model::DeviceSpec = opts.device.parse()?;
     let plain = spec.try_device()?;
+    let (rank, world) = (collective.rank(), collective.world_size());
+    let writes = rank == 0;
+    let progress = opts.progress && writes;
 
     // Train first (the expensive, resumable part), then evaluate everything together.
     let mut runs = Vec::new();
@@ -326,16 +366,22 @@ fn direction(
         let label = sampler_label(alpha);
         let seed = opts.seed + k as u64;
         let run_dir = run_dir_of(opts, train_corpus, &label, k);
-        let config = run_config(opts, train_corpus, alpha, seed, &run_dir)?;
-        let resume = CheckpointDir::of_run(&run_dir).resolve(Pointer::Last)?.is_some();
+        let config = run_config(opts, train_corpus, alpha, seed, &run_dir, world)?;
+        let resume = rank0_decides(collective.as_ref(), || Ok(CheckpointDir::of_run(&run_dir).resolve(Pointer::Last)?.is_some()))?;
         tracing::info!(
             "{label} (α = {alpha}, seed {seed}) on {train_corpus}: {} steps{}",
             opts.steps,
             if resume { ", resuming" } else { "" }
         );
         let started = Instant::now();
-        let summary =
-            train(&config, &RunOptions { resume, stop_flag: stop.clone(), progress: opts.progress, ..Default::default() })?;
+        let options = RunOptions {
+            resume,
+            stop_flag: stop.clone(),
+            progress: opts.progress,
+            collective: Some(collective.clone()),
+            ..Default::default()
+        };
+        let summary = train(&config, &options)?;
         if summary.stop != StopReason::Completed {
             return Err(TrainError::Other(format!(
                 "interrupted while training {label}; run the same command again to resume from {}",
@@ -347,25 +393,27 @@ fn direction(
     }
 
     // Every run of this direction shares the start model, its info and pipeline.
-    let first = run_config(opts, train_corpus, opts.alphas[0], opts.seed, &opts.out_dir)?;
+    let first = run_config(opts, train_corpus, opts.alphas[0], opts.seed, &opts.out_dir, world)?;
     let info = model_info(&first)?;
     let pipeline = pipeline(&first, &info)?;
     let bench = TokenizedBenchmark::new(load_benchmark(eval_name, opts.data_dir.as_deref(), &opts.eval_languages)?, &pipeline)?;
     let base = info.load(&plain)?.valid();
     let nq = bench.queries.len() as u64;
     let nc = bench.candidates.len() as u64;
+    // Each rank encodes every `world`-th length-sorted batch; the bars count rank 0's share.
+    let split = |n: u64| if world > 1 { n.div_ceil(world as u64) } else { n };
+    let (nq, nc) = (split(nq), split(nc));
+    let share = (rank, world);
     // A transformer that trains only its top layers shares its frozen bottom with the start
     // model: encode that once ([`FrozenPrefixCache`]) and only the top per model.
     let caches = match &base {
         AnyEncoder::Bert(bert) => {
             let n_layers = bert.encoder.layer.len();
             let frozen = n_layers - opts.trainable_layers.filter(|&k| k > 0).unwrap_or(n_layers).min(n_layers);
-            let b =
-                bar(opts.progress, nq + nc, &format!("{eval_name}: encoding the frozen bottom ({frozen} of {n_layers} layers)"));
-            let q = FrozenPrefixCache::build(bert, &bench.queries, pipeline.pad_id(), frozen, opts.eval_batch_size, |d| {
-                b.set_position(d as u64)
-            })?;
-            let c = FrozenPrefixCache::build(bert, &bench.candidates, pipeline.pad_id(), frozen, opts.eval_batch_size, |d| {
+            let b = bar(progress, nq + nc, &format!("{eval_name}: encoding the frozen bottom ({frozen} of {n_layers} layers)"));
+            let (pad, batch) = (pipeline.pad_id(), opts.eval_batch_size);
+            let q = FrozenPrefixCache::build_share(bert, &bench.queries, pad, frozen, batch, share, |d| b.set_position(d as u64))?;
+            let c = FrozenPrefixCache::build_share(bert, &bench.candidates, pad, frozen, batch, share, |d| {
                 b.set_position(nq + d as u64)
             })?;
             b.finish();
@@ -375,13 +423,13 @@ fn direction(
     };
 
     let evaluate = |model: &AnyEncoder, label: &str| -> Result<LareqaReport> {
-        let b = bar(opts.progress, nq + nc, &format!("{eval_name}: {label}"));
+        let b = bar(progress, nq + nc, &format!("{eval_name}: {label}"));
         let embeddings = match (model, &caches) {
             (AnyEncoder::Bert(bert), Some((q_cache, c_cache))) => BenchmarkEmbeddings {
-                queries: q_cache.embed(bert, |d| b.set_position(d as u64))?,
-                candidates: c_cache.embed(bert, |d| b.set_position(nq + d as u64))?,
+                queries: sum_over_ranks(collective.as_ref(), q_cache.embed(bert, |d| b.set_position(d as u64))?)?,
+                candidates: sum_over_ranks(collective.as_ref(), c_cache.embed(bert, |d| b.set_position(nq + d as u64))?)?,
             },
-            _ => bench.encode(model, &pipeline, opts.eval_batch_size, |d| b.set_position(d as u64))?,
+            _ => bench.encode_across(model, &pipeline, opts.eval_batch_size, collective.as_ref(), |d| b.set_position(d as u64))?,
         };
         b.finish();
         // Per-query values feed the paired tests between samplers; they are dropped from
@@ -418,8 +466,10 @@ fn direction(
         // The report with its per-query values, beside the run: what `hybrid-ir eval compare`
         // reads to test models of different `reproduce` invocations (e.g. with and without
         // mined negatives) against each other.
-        let saved = serde_json::to_vec(&report).map_err(|e| TrainError::Other(format!("report: {e}")))?;
-        crate::checkpoint::write_atomic(&run_dir.join(format!("report-{}.json", corpus_component(eval_name))), &saved)?;
+        if writes {
+            let saved = serde_json::to_vec(&report).map_err(|e| TrainError::Other(format!("report: {e}")))?;
+            crate::checkpoint::write_atomic(&run_dir.join(format!("report-{}.json", corpus_component(eval_name))), &saved)?;
+        }
         models.push(ModelResult {
             label,
             alpha: Some(alpha),
@@ -494,10 +544,20 @@ fn check_negatives(opts: &ReproduceOptions) -> Result<()> {
     Ok(())
 }
 
-/// Runs the comparison; writes `results.json`, `results.md`, one mAP heatmap per model
-/// (`heatmap-<train>-to-<eval>-<model>.svg`) and the difference heatmaps of [`write_heatmaps`]
-/// to `out_dir` and returns them.
+/// Runs the comparison in this process; see [`reproduce_across`].
 pub fn reproduce(opts: &ReproduceOptions, stop: Option<Arc<AtomicBool>>) -> Result<(Vec<DirectionResult>, String)> {
+    reproduce_across(opts, stop, Arc::new(SingleProcess))
+}
+
+/// Runs the comparison over the ranks of `collective` (every rank calls it; see the module
+/// docs); rank 0 writes `results.json`, `results.md`, one mAP heatmap per model
+/// (`heatmap-<train>-to-<eval>-<model>.svg`) and the difference heatmaps of [`write_heatmaps`]
+/// to `out_dir`. Every rank returns the results.
+pub fn reproduce_across(
+    opts: &ReproduceOptions,
+    stop: Option<Arc<AtomicBool>>,
+    collective: Arc<dyn Collective>,
+) -> Result<(Vec<DirectionResult>, String)> {
     if opts.alphas.is_empty() {
         return Err(TrainError::Other("--alphas is empty".into()));
     }
@@ -517,15 +577,24 @@ pub fn reproduce(opts: &ReproduceOptions, stop: Option<Arc<AtomicBool>>) -> Resu
         return Err(TrainError::Other("seeds 0: train at least one seed per sampler".into()));
     }
     check_negatives(opts)?;
-    std::fs::create_dir_all(&opts.out_dir).map_err(|e| TrainError::io(&opts.out_dir, e))?;
+    let writes = collective.rank() == 0;
     // One `reproduce` per output directory (each training run also locks its own directory).
-    let _lock = crate::checkpoint::RunDirLock::acquire(&opts.out_dir)?;
+    let _lock = if writes {
+        std::fs::create_dir_all(&opts.out_dir).map_err(|e| TrainError::io(&opts.out_dir, e))?;
+        Some(crate::checkpoint::RunDirLock::acquire(&opts.out_dir)?)
+    } else {
+        None
+    };
+    collective.barrier()?;
     let started = Instant::now();
-    let mut results = vec![direction(opts, &opts.train, &opts.eval, &stop)?];
+    let mut results = vec![direction(opts, &opts.train, &opts.eval, &stop, &collective)?];
     if opts.reverse {
-        results.push(direction(opts, &opts.eval, &opts.train, &stop)?);
+        results.push(direction(opts, &opts.eval, &opts.train, &stop, &collective)?);
     }
     let markdown = render_markdown(&results, opts, started.elapsed().as_secs_f64());
+    if !writes {
+        return Ok((results, markdown));
+    }
     let json = serde_json::to_vec_pretty(&(opts, &results)).map_err(|e| TrainError::Other(format!("results: {e}")))?;
     crate::checkpoint::write_atomic(&opts.out_dir.join("results.json"), &json)?;
     crate::checkpoint::write_atomic(&opts.out_dir.join("results.md"), markdown.as_bytes())?;

@@ -126,6 +126,9 @@ pub struct RunRecord {
     /// Fingerprint a checkpoint must carry to be resumed by this run (default: a hash of the
     /// settings and the parts' descriptions).
     pub fingerprint: Option<String>,
+    /// Other fingerprints a checkpoint may carry and still be resumed: what an earlier release
+    /// wrote for the same config ([`crate::TrainConfig::earlier_fingerprints`]).
+    pub also_resumes: Vec<String>,
     /// Where the model came from (run card).
     pub model: String,
     /// What the data is (run card).
@@ -330,7 +333,7 @@ impl<B: Backbone> Trainer<B> {
         let resume_from: Option<VerifiedCheckpoint> = if options.resume {
             let ckpt = resume_checkpoint(&checkpoints, options.resume_intact)?;
             let dir = ckpt.dir.clone();
-            if ckpt.state.config_fingerprint != fingerprint {
+            if ckpt.state.config_fingerprint != fingerprint && !record.also_resumes.contains(&ckpt.state.config_fingerprint) {
                 return Err(TrainError::checkpoint(
                     &dir,
                     format!(

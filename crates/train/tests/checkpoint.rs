@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use hybrid_ir_train::checkpoint::{CheckpointDir, Pointer, verify};
-use hybrid_ir_train::{RunOptions, TrainError, train};
+use hybrid_ir_train::{RunOptions, StopReason, TrainError, train};
 
 fn resume_error(config: &hybrid_ir_train::TrainConfig) -> String {
     train(config, &RunOptions { resume: true, ..Default::default() }).unwrap_err().to_string()
@@ -178,4 +178,22 @@ fn a_corrupt_last_names_the_newest_intact_checkpoint_and_can_fall_back_to_it() {
     let resumed = train(&config, &RunOptions { resume: true, resume_intact: true, ..Default::default() }).unwrap();
     assert_eq!(resumed.step, 2, "resumed from step 1 and trained step 2 again");
     verify(&CheckpointDir::of_run(&run).resolve(Pointer::Last).unwrap().unwrap()).expect("the new last verifies");
+}
+
+/// `loss.cached` switched between stop and resume (moving a plain-step run onto MPI ranks, which
+/// need the cached step) resumes instead of being refused as another config.
+#[test]
+fn a_run_resumes_with_the_cached_step_switched() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::small_config(&dir.path().join("run"), 2);
+    config.loss.cached = false;
+    let half = train(&config, &RunOptions { stop_after_step: Some(1), ..Default::default() }).unwrap();
+    assert_eq!((half.step, half.stop), (1, StopReason::StopAfter));
+    config.loss.cached = true;
+    let rest = train(&config, &RunOptions { resume: true, ..Default::default() }).unwrap();
+    assert_eq!((rest.step, rest.stop), (2, StopReason::Completed));
+    // A real change of the run is still refused.
+    config.sampler.alpha = if config.sampler.alpha == 0.25 { 0.75 } else { 0.25 };
+    let err = train(&config, &RunOptions { resume: true, ..Default::default() }).unwrap_err().to_string();
+    assert!(err.contains("different config"), "{err}");
 }

@@ -144,3 +144,22 @@ fn log_section_is_optional_and_not_in_the_fingerprint() {
     let err = parse(&minimal("[log]\ntensorbord = true\n")).unwrap_err().to_string();
     assert!(err.contains("tensorbord"), "{err}");
 }
+
+#[test]
+fn the_cached_step_is_not_in_the_fingerprint() {
+    let cached = parse(&minimal("")).unwrap();
+    let mut plain = cached.clone();
+    plain.loss.cached = !cached.loss.cached;
+    // The same run either way (same loss and dropout masks): resumable with it switched, e.g.
+    // onto MPI ranks, which need the cached step.
+    assert_eq!(plain.fingerprint().unwrap(), cached.fingerprint().unwrap());
+    // A plain-step checkpoint written before carries the hash of the whole config; it resumes.
+    let (on, off) = if cached.loss.cached { (&cached, &plain) } else { (&plain, &cached) };
+    assert!(on.earlier_fingerprints().unwrap().is_empty());
+    let earlier = off.earlier_fingerprints().unwrap();
+    assert_eq!(earlier.len(), 1);
+    assert_ne!(earlier[0], off.fingerprint().unwrap());
+    let mut other = off.clone();
+    other.loss.chunk_size += 1;
+    assert_ne!(other.fingerprint().unwrap(), off.fingerprint().unwrap(), "the chunk size stays in: it moves dropout masks");
+}
