@@ -17,6 +17,7 @@ use crate::error::{ModelError, Result};
 use crate::hf::{LoadOptions, ModelMeta, read_meta};
 use crate::pooling::{PoolingConfig, PoolingMode};
 use crate::prefix::PrefixConfig;
+use crate::reference::TokenizerReference;
 use crate::static_embed::{STATIC_MODULE_DIR, STATIC_SETTINGS_FILE, StaticEncoder, StaticSettings};
 use crate::tokenize::TextTokenizer;
 
@@ -258,7 +259,13 @@ impl ModelInfo {
         if !self.tokenizer_path.is_file() {
             return Err(ModelError::MissingFile { path: self.tokenizer_path.clone(), hint: String::new() });
         }
-        let tokenizer = TextTokenizer::from_file(&self.tokenizer_path, self.pad_id(), max_len)?;
+        // A transformer gets what transformers builds for its tokenizer class; a static model the
+        // file as written, as sentence-transformers' `StaticEmbedding` reads it (crate::reference).
+        let reference = match &self.source {
+            ModelSource::Bert(meta) => TokenizerReference::for_transformer_dir(&meta.source_dir)?,
+            ModelSource::Static { .. } => TokenizerReference::File { class: None },
+        };
+        let tokenizer = TextTokenizer::from_file_as(&self.tokenizer_path, reference, self.pad_id(), max_len)?;
         if tokenizer.vocab_size() > self.vocab_size() {
             return Err(ModelError::Tokenizer {
                 path: self.tokenizer_path.clone(),

@@ -35,6 +35,7 @@ pub mod kernels;
 pub mod pipeline;
 pub mod pooling;
 pub mod prefix;
+pub mod reference;
 pub mod safetensors_header;
 pub mod sentence;
 pub mod static_embed;
@@ -51,6 +52,7 @@ pub use hf::{LoadOptions, LoadReport, ModelMeta, export_hf_dir, load_tokenizer, 
 pub use pipeline::{TextPipeline, embed_sequences, embed_sequences_share, tensor_values};
 pub use pooling::{PoolingConfig, PoolingMode};
 pub use prefix::{PrefixConfig, PrefixStyle, TextKind};
+pub use reference::{TRANSFORMERS_VERSION, TokenizerReference};
 pub use sentence::{SentenceEncoder, export_model};
 pub use static_embed::{StaticEncoder, StaticSettings, save_static_dir};
 pub use tokenize::{TextTokenizer, TokenBatch, length_sorted_batches};

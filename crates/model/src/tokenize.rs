@@ -8,12 +8,15 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::error::{ModelError, Result};
+use crate::reference::TokenizerReference;
 
 /// A `tokenizer.json` tokenizer with padding disabled and truncation set to `max_len` tokens
-/// (special tokens included, as in Hugging Face `truncation=True, max_length=max_len`).
+/// (special tokens included, as in Hugging Face `truncation=True, max_length=max_len`), running
+/// the pipeline of a [`TokenizerReference`].
 #[derive(Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
+    reference: TokenizerReference,
     pad_id: u32,
     max_len: usize,
     /// Whether `encode` adds the model's special tokens (`[CLS]`/`[SEP]`, `<s>`/`</s>`); static
@@ -28,6 +31,7 @@ impl std::fmt::Debug for TextTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TextTokenizer")
             .field("path", &self.path)
+            .field("reference", &self.reference)
             .field("vocab_size", &self.vocab_size())
             .field("pad_id", &self.pad_id)
             .field("max_len", &self.max_len)
@@ -74,14 +78,28 @@ impl TokenBatch {
 }
 
 impl TextTokenizer {
-    /// Loads `tokenizer.json`, turning off any padding baked into the file and truncating at
-    /// `max_len`. `pad_id` is the model's padding id (`pad_token_id` of `config.json`).
+    /// Loads `tokenizer.json` with its pipeline as written, turning off any padding baked into
+    /// the file and truncating at `max_len`. `pad_id` is the model's padding id (`pad_token_id`
+    /// of `config.json`).
     pub fn from_file(path: &Path, pad_id: u32, max_len: usize) -> Result<Self> {
+        Self::from_file_as(path, TokenizerReference::File { class: None }, pad_id, max_len)
+    }
+
+    /// [`Self::from_file`] with the pipeline of `reference` (e.g. what transformers builds for the
+    /// model's tokenizer class).
+    pub fn from_file_as(path: &Path, reference: TokenizerReference, pad_id: u32, max_len: usize) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
         let err = |message: String| ModelError::Tokenizer { path: path.to_path_buf(), message };
+        let pipeline = if matches!(reference, TokenizerReference::File { .. }) {
+            None
+        } else {
+            let mut json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| err(format!("malformed JSON: {e}")))?;
+            reference.apply(&mut json).map_err(&err)?;
+            Some(serde_json::to_vec(&json).map_err(|e| err(e.to_string()))?)
+        };
         // The tokenizers crate panics on some malformed files (a deserialisation helper unwraps;
         // found by `tests/fuzz_parsers.rs`): contain that as an error naming the file.
-        let parsed = std::panic::catch_unwind(|| Tokenizer::from_bytes(&bytes))
+        let parsed = std::panic::catch_unwind(|| Tokenizer::from_bytes(pipeline.as_deref().unwrap_or(&bytes)))
             .map_err(|_| err("malformed tokenizer.json (the tokenizers crate stopped on an internal check)".into()))?;
         let mut inner = parsed.map_err(|e| err(e.to_string()))?;
         inner.with_padding(None);
@@ -95,13 +113,26 @@ impl TextTokenizer {
             // The tokenizers crate reads a truncation length of 0 as "no truncation".
             return Err(err("the truncation length must be at least 1 token".into()));
         }
-        Ok(Self { inner, pad_id, max_len, add_special_tokens: true, path: path.to_path_buf(), source_json: Arc::new(bytes) })
+        Ok(Self {
+            inner,
+            reference,
+            pad_id,
+            max_len,
+            add_special_tokens: true,
+            path: path.to_path_buf(),
+            source_json: Arc::new(bytes),
+        })
     }
 
     /// The same tokenizer without special tokens (sentence-transformers' `StaticEmbedding` way).
     pub fn without_special_tokens(mut self) -> Self {
         self.add_special_tokens = false;
         self
+    }
+
+    /// Whose pipeline this tokenizer runs.
+    pub fn reference(&self) -> &TokenizerReference {
+        &self.reference
     }
 
     /// Whether special tokens are added.

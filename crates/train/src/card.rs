@@ -128,8 +128,7 @@ impl ModelCard {
             pooling: format!("{}{}", format!("{:?}", pooling.mode).to_lowercase(), if pooling.normalize { ", L2-normalised" } else { "" }),
             max_len: (run.pipeline.query_tokenizer.max_len(), run.pipeline.passage_tokenizer.max_len()),
             prefixes: (run.pipeline.prefixes.query.clone(), run.pipeline.prefixes.passage.clone()),
-            // The pipeline of the model directory's tokenizer.json, read as written.
-            tokenizer: "tokenizer.json of the base model (pipeline as written)".to_string(),
+            tokenizer: run.pipeline.passage_tokenizer.reference().describe(),
             train_languages,
             checkpoint: (run.step, run.pointer.clone()),
             evaluation,
