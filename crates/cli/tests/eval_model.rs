@@ -2,18 +2,10 @@
 //! check that evaluating the saved embeddings gives the same report (needs `cargo xtask
 //! fetch-models` and ../shared/data, as the whole test suite does).
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
 use serde_json::Value;
-
-fn workspace() -> PathBuf {
-    hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn hybrid_ir(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_hybrid-ir")).args(args).current_dir(workspace()).output().expect("run hybrid-ir")
-}
+use common::{hybrid_ir, workspace};
 
 fn ok(args: &[&str]) -> String {
     let out = hybrid_ir(args);

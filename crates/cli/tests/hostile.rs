@@ -1,16 +1,10 @@
 //! Hostile and odd inputs against the release CLI: each gets a clear error naming the flag,
 //! file or value (never a panic, never a silent success), or a documented behaviour.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn workspace() -> PathBuf {
-    hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn hybrid_ir(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hybrid-ir")).args(args).current_dir(workspace()).output().expect("run hybrid-ir")
-}
+use std::path::Path;
+use common::{hybrid_ir, workspace};
 
 /// Runs and expects a clean failure (exit 1 or 2, no panic) whose stderr contains `needle`.
 fn fails(args: &[&str], needle: &str) {

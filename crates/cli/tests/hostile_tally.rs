@@ -15,6 +15,8 @@
 //! cargo test -p hybrid-ir-cli --test hostile_tally -- --ignored --nocapture
 //! ```
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,15 +24,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use common::workspace;
 
 /// A case still running after this long is killed and counted as a hang.
 const LIMIT: Duration = Duration::from_secs(120);
 
 const MODEL: &str = "models/all-MiniLM-L6-v2";
-
-fn workspace() -> PathBuf {
-    hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// One hostile input: the command line and the strings one of which a clear error names (the
 /// file, the flag or the value at fault).

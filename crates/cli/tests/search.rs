@@ -3,16 +3,10 @@
 //! model, a duplicate docid, a bad flag) with a message naming what to fix. Needs `cargo xtask
 //! fetch-models`, as the whole suite does.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn workspace() -> PathBuf {
-    hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn hybrid_ir(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hybrid-ir")).args(args).current_dir(workspace()).env("NO_COLOR", "1").output().expect("run")
-}
+use common::{hybrid_ir, workspace};
 
 fn ok(args: &[&str]) -> String {
     let out = hybrid_ir(args);

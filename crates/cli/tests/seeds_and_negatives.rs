@@ -3,18 +3,12 @@
 //! the paired tests are in results.md / results.json, the tests agree with `eval compare` on the
 //! saved per-model reports, and mined negatives train with the paper's loss.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
 
 use serde_json::Value;
-
-fn workspace() -> PathBuf {
-    hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn hybrid_ir(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hybrid-ir")).args(args).current_dir(workspace()).output().expect("run hybrid-ir")
-}
+use common::{hybrid_ir, workspace};
 
 fn ok(args: &[&str]) -> String {
     let out = hybrid_ir(args);

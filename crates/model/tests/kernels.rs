@@ -121,9 +121,10 @@ test_device!(fn sum_of_squares_repeats_exactly_and_rounds_once(device) {
     for _ in 0..20 {
         assert_eq!(sum_of_squares(t.clone()).into_scalar::<f32>().to_bits(), first.to_bits(), "the sum changed between runs");
     }
-    // On Flex one f32 rounding of an (almost) exact sum, not 3M accumulated ones; LibTorch's dot
-    // accumulates in f32 blocks.
-    let tolerance = if device == Device::flex() { 2.0 * f64::from(f32::EPSILON) } else { 1e-5 };
+    // On Flex one f32 rounding of an (almost) exact sum, not 3M accumulated ones. LibTorch's dot
+    // accumulates in f32 blocks whose size follows the CPU's kernel: measured relative errors
+    // below 1e-5 on an Intel Xeon (AVX-512) and 1.4e-5 on an AMD EPYC (Zen 5).
+    let tolerance = if device == Device::flex() { 2.0 * f64::from(f32::EPSILON) } else { 1e-4 };
     assert!(((f64::from(first) - exact) / exact).abs() <= tolerance, "{first} vs exact {exact}");
 });
 

@@ -1,12 +1,17 @@
-//! Helpers shared by the CLI's training tests (Ctrl-C, MPI launch).
+//! Helpers shared by the CLI's integration tests.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Runs the `hybrid-ir` binary in the workspace root (no colour codes in its output).
+pub fn hybrid_ir(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hybrid-ir")).args(args).current_dir(workspace()).env("NO_COLOR", "1").output().expect("run hybrid-ir")
 }
 
 /// Training steps logged in `run`'s metrics.jsonl.
