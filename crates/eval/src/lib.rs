@@ -219,19 +219,13 @@ impl TokenizedBenchmark {
     ) -> Result<BenchmarkEmbeddings> {
         let share = (collective.rank(), collective.world_size());
         let mut own_queries = 0;
-        let mut queries = embed_sequences_share(model, &self.queries, pipeline.pad_id(), batch_size, share, |n| {
+        let queries = embed_sequences_share(model, &self.queries, pipeline.pad_id(), batch_size, share, |n| {
             own_queries = n;
             progress(n)
         })?;
-        let mut candidates =
+        let candidates =
             embed_sequences_share(model, &self.candidates, pipeline.pad_id(), batch_size, share, |n| progress(own_queries + n))?;
-        if !collective.is_identity() {
-            for matrix in [&mut queries, &mut candidates] {
-                let values = matrix.as_slice_mut().expect("embed_sequences_share returns a standard-layout matrix");
-                collective.all_reduce_sum(values)?;
-            }
-        }
-        Ok(BenchmarkEmbeddings { queries, candidates })
+        sum_over_ranks(collective, BenchmarkEmbeddings { queries, candidates })
     }
 
     /// Evaluates precomputed embeddings (rows aligned with the benchmark).
@@ -244,6 +238,22 @@ impl TokenizedBenchmark {
     pub fn evaluate_embeddings_with(&self, embeddings: BenchmarkEmbeddings, options: &EvalOptions) -> Result<LareqaReport> {
         Ok(evaluate_benchmark(&self.benchmark, &embeddings, options)?)
     }
+}
+
+/// The ranks' shares of a benchmark's embeddings (each row embedded on one rank, 0 on the others)
+/// summed into the full matrices on every rank: an exact sum, so the one-process embeddings bit
+/// for bit. A world of one returns them as they are.
+pub fn sum_over_ranks(collective: &dyn Collective, mut shares: BenchmarkEmbeddings) -> Result<BenchmarkEmbeddings> {
+    if !collective.is_identity() {
+        for matrix in [&mut shares.queries, &mut shares.candidates] {
+            if !matrix.is_standard_layout() {
+                *matrix = matrix.as_standard_layout().into_owned();
+            }
+            let values = matrix.as_slice_mut().expect("a standard-layout array is one slice");
+            collective.all_reduce_sum(values)?;
+        }
+    }
+    Ok(shares)
 }
 
 /// Compiles the README's code blocks as doc tests.

@@ -29,8 +29,8 @@ pub struct TextPipeline {
 }
 
 impl TextPipeline {
-    /// The model's tokenizer twice, truncating queries at `query_max_len` and passages at
-    /// `passage_max_len` tokens. A length of 0 is refused; a length above the model's position
+    /// The model's tokenizer (read once) twice, truncating queries at `query_max_len` and
+    /// passages at `passage_max_len` tokens. A length of 0 is refused; a length above the model's position
     /// table is lowered to it, and said once in the log.
     pub fn new(info: &ModelInfo, prefixes: PrefixConfig, query_max_len: usize, passage_max_len: usize) -> Result<Self> {
         let fit = |what: &str, len: usize| -> Result<usize> {
@@ -48,9 +48,11 @@ impl TextPipeline {
                 _ => Ok(len),
             }
         };
+        let query_max_len = fit("query", query_max_len)?;
+        let passage_tokenizer = info.tokenizer(fit("passage", passage_max_len)?)?;
         Ok(Self {
-            query_tokenizer: info.tokenizer(fit("query", query_max_len)?)?,
-            passage_tokenizer: info.tokenizer(fit("passage", passage_max_len)?)?,
+            query_tokenizer: passage_tokenizer.clone().with_max_len(query_max_len)?,
+            passage_tokenizer,
             prefixes,
             pooling: info.pooling(),
         })

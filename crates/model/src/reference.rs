@@ -88,35 +88,43 @@ impl TokenizerReference {
         }
     }
 
-    /// `tokenizer_json` (a parsed `tokenizer.json`) with this reference's pipeline.
-    pub(crate) fn apply(&self, tokenizer_json: &mut Value) -> std::result::Result<(), String> {
+    /// The `tokenizer.json` bytes `file` with this reference's pipeline, or `None` when the file
+    /// is used as written.
+    pub(crate) fn rewrite(&self, file: &[u8]) -> std::result::Result<Option<Vec<u8>>, String> {
         let TokenizerReference::XlmRoberta { add_prefix_space } = self else {
-            return Ok(());
+            return Ok(None);
         };
-        let Some(object) = tokenizer_json.as_object_mut() else {
-            return Err("tokenizer.json is not a JSON object".into());
-        };
-        // transformers takes the first `Precompiled` normaliser, alone or inside a `Sequence`,
-        // and drops the rest; without one there is no normaliser.
-        let normalizer = object.get("normalizer").cloned().unwrap_or(Value::Null);
-        let candidates = match normalizer["type"].as_str() {
-            Some("Sequence") => normalizer["normalizers"].as_array().cloned().unwrap_or_default(),
-            _ => vec![normalizer],
-        };
-        let precompiled = candidates
-            .into_iter()
-            .find(|n| n["type"] == "Precompiled" && n.get("precompiled_charsmap").is_some())
-            .unwrap_or(Value::Null);
-        let scheme = if *add_prefix_space { "always" } else { "never" };
-        let metaspace = json!({"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": scheme, "split": true});
-        object.insert("normalizer".into(), precompiled);
-        object.insert(
-            "pre_tokenizer".into(),
-            json!({"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"}, metaspace.clone()]}),
-        );
-        object.insert("decoder".into(), metaspace);
-        Ok(())
+        let mut json: Value = serde_json::from_slice(file).map_err(|e| format!("malformed JSON: {e}"))?;
+        as_xlm_roberta(&mut json, *add_prefix_space)?;
+        serde_json::to_vec(&json).map(Some).map_err(|e| e.to_string())
     }
+}
+
+/// `tokenizer_json` (a parsed `tokenizer.json`) with transformers' `XLMRobertaTokenizer` pipeline.
+fn as_xlm_roberta(tokenizer_json: &mut Value, add_prefix_space: bool) -> std::result::Result<(), String> {
+    let Some(object) = tokenizer_json.as_object_mut() else {
+        return Err("tokenizer.json is not a JSON object".into());
+    };
+    // transformers takes the first `Precompiled` normaliser, alone or inside a `Sequence`,
+    // and drops the rest; without one there is no normaliser.
+    let normalizer = object.get("normalizer").cloned().unwrap_or(Value::Null);
+    let candidates = match normalizer["type"].as_str() {
+        Some("Sequence") => normalizer["normalizers"].as_array().cloned().unwrap_or_default(),
+        _ => vec![normalizer],
+    };
+    let precompiled = candidates
+        .into_iter()
+        .find(|n| n["type"] == "Precompiled" && n.get("precompiled_charsmap").is_some())
+        .unwrap_or(Value::Null);
+    let scheme = if add_prefix_space { "always" } else { "never" };
+    let metaspace = json!({"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": scheme, "split": true});
+    object.insert("normalizer".into(), precompiled);
+    object.insert(
+        "pre_tokenizer".into(),
+        json!({"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"}, metaspace.clone()]}),
+    );
+    object.insert("decoder".into(), metaspace);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -155,16 +163,17 @@ mod tests {
             ]},
             "pre_tokenizer": {"type": "Metaspace", "replacement": "\u{2581}", "add_prefix_space": true},
         });
-        TokenizerReference::XlmRoberta { add_prefix_space: true }.apply(&mut file).unwrap();
+        as_xlm_roberta(&mut file, true).unwrap();
         assert_eq!(file["normalizer"], json!({"type": "Precompiled", "precompiled_charsmap": "AAAA"}));
         assert_eq!(file["pre_tokenizer"]["pretokenizers"][0]["type"], "WhitespaceSplit");
         assert_eq!(file["pre_tokenizer"]["pretokenizers"][1]["prepend_scheme"], "always");
         let mut plain = json!({"normalizer": {"type": "NFC"}});
-        TokenizerReference::XlmRoberta { add_prefix_space: false }.apply(&mut plain).unwrap();
+        as_xlm_roberta(&mut plain, false).unwrap();
         assert!(plain["normalizer"].is_null());
         assert_eq!(plain["decoder"]["prepend_scheme"], "never");
-        let mut untouched = file.clone();
-        TokenizerReference::File { class: None }.apply(&mut untouched).unwrap();
-        assert_eq!(untouched, file);
+        let bytes = serde_json::to_vec(&file).unwrap();
+        assert_eq!(TokenizerReference::File { class: None }.rewrite(&bytes).unwrap(), None, "the file is used as written");
+        let rewritten = TokenizerReference::XlmRoberta { add_prefix_space: true }.rewrite(&bytes).unwrap().unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&rewritten).unwrap(), file, "rewriting twice changes nothing more");
     }
 }

@@ -90,30 +90,17 @@ impl TextTokenizer {
     pub fn from_file_as(path: &Path, reference: TokenizerReference, pad_id: u32, max_len: usize) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
         let err = |message: String| ModelError::Tokenizer { path: path.to_path_buf(), message };
-        let pipeline = if matches!(reference, TokenizerReference::File { .. }) {
-            None
-        } else {
-            let mut json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| err(format!("malformed JSON: {e}")))?;
-            reference.apply(&mut json).map_err(&err)?;
-            Some(serde_json::to_vec(&json).map_err(|e| err(e.to_string()))?)
-        };
+        let pipeline = reference.rewrite(&bytes).map_err(&err)?;
         // The tokenizers crate panics on some malformed files (a deserialisation helper unwraps;
         // found by `tests/fuzz_parsers.rs`): contain that as an error naming the file.
         let parsed = std::panic::catch_unwind(|| Tokenizer::from_bytes(pipeline.as_deref().unwrap_or(&bytes)))
             .map_err(|_| err("malformed tokenizer.json (the tokenizers crate stopped on an internal check)".into()))?;
         let mut inner = parsed.map_err(|e| err(e.to_string()))?;
         inner.with_padding(None);
-        inner
-            .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
-            .map_err(|e| err(e.to_string()))?;
         if pad_id as usize >= inner.get_vocab_size(true) {
             return Err(err(format!("pad id {pad_id} is outside the vocabulary ({})", inner.get_vocab_size(true))));
         }
-        if max_len == 0 {
-            // The tokenizers crate reads a truncation length of 0 as "no truncation".
-            return Err(err("the truncation length must be at least 1 token".into()));
-        }
-        Ok(Self {
+        let tokenizer = Self {
             inner,
             reference,
             pad_id,
@@ -121,7 +108,24 @@ impl TextTokenizer {
             add_special_tokens: true,
             path: path.to_path_buf(),
             source_json: Arc::new(bytes),
-        })
+        };
+        tokenizer.with_max_len(max_len)
+    }
+
+    /// The same tokenizer truncating at `max_len` tokens (special tokens included), without
+    /// reading and parsing the file again.
+    pub fn with_max_len(mut self, max_len: usize) -> Result<Self> {
+        let err = |message: String| ModelError::Tokenizer { path: self.path.clone(), message };
+        if max_len == 0 {
+            // The tokenizers crate reads a truncation length of 0 as "no truncation".
+            return Err(err("the truncation length must be at least 1 token".into()));
+        }
+        let truncation = TruncationParams { max_length: max_len, ..Default::default() };
+        if let Err(e) = self.inner.with_truncation(Some(truncation)) {
+            return Err(err(e.to_string()));
+        }
+        self.max_len = max_len;
+        Ok(self)
     }
 
     /// The same tokenizer without special tokens (sentence-transformers' `StaticEmbedding` way).

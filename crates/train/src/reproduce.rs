@@ -37,7 +37,7 @@ use std::time::Instant;
 use burn::module::Module;
 use hybrid_ir_collective::{Collective, SingleProcess};
 use hybrid_ir_data::sampler::{SamplerConfig, SamplerKind};
-use hybrid_ir_eval::{TokenizedBenchmark, load_benchmark};
+use hybrid_ir_eval::{TokenizedBenchmark, load_benchmark, sum_over_ranks};
 use hybrid_ir_data::NegativePolicy;
 use hybrid_ir_loss::LossKind;
 use hybrid_ir_metrics::{
@@ -335,16 +335,6 @@ fn rank0_decides(collective: &dyn Collective, answer: impl FnOnce() -> Result<bo
     Ok(byte.first() == Some(&1))
 }
 
-/// The rows of `matrix` that other ranks embedded (0 here) added in: the full matrix, exact,
-/// because every row is non-zero on one rank only.
-fn sum_over_ranks(collective: &dyn Collective, mut matrix: ndarray::Array2<f32>) -> Result<ndarray::Array2<f32>> {
-    if !collective.is_identity() {
-        let values = matrix.as_slice_mut().ok_or_else(|| TrainError::Other("embeddings are not in standard layout".into()))?;
-        collective.all_reduce_sum(values)?;
-    }
-    Ok(matrix)
-}
-
 /// Trains (or reuses) one model per α on `train_corpus` and evaluates them and the start
 /// model on `eval_name`.
 fn direction(
@@ -425,10 +415,13 @@ fn direction(
     let evaluate = |model: &AnyEncoder, label: &str| -> Result<LareqaReport> {
         let b = bar(progress, nq + nc, &format!("{eval_name}: {label}"));
         let embeddings = match (model, &caches) {
-            (AnyEncoder::Bert(bert), Some((q_cache, c_cache))) => BenchmarkEmbeddings {
-                queries: sum_over_ranks(collective.as_ref(), q_cache.embed(bert, |d| b.set_position(d as u64))?)?,
-                candidates: sum_over_ranks(collective.as_ref(), c_cache.embed(bert, |d| b.set_position(nq + d as u64))?)?,
-            },
+            (AnyEncoder::Bert(bert), Some((q_cache, c_cache))) => {
+                let shares = BenchmarkEmbeddings {
+                    queries: q_cache.embed(bert, |d| b.set_position(d as u64))?,
+                    candidates: c_cache.embed(bert, |d| b.set_position(nq + d as u64))?,
+                };
+                sum_over_ranks(collective.as_ref(), shares)?
+            }
             _ => bench.encode_across(model, &pipeline, opts.eval_batch_size, collective.as_ref(), |d| b.set_position(d as u64))?,
         };
         b.finish();
