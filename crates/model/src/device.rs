@@ -57,8 +57,10 @@ impl DeviceSpec {
     }
 
     /// The plain (inference) burn device. A LibTorch spec built by hand in a build without the
-    /// `tch` feature (the parser refuses it) is an error, not a panic.
+    /// `tch` feature (the parser refuses it) is an error, not a panic. The first call also makes
+    /// the allocator keep freed memory ([`crate::memory::retain_freed_memory`]).
     pub fn try_device(self) -> Result<Device> {
+        crate::memory::retain_freed_memory();
         match self {
             Self::Flex => Ok(Device::flex()),
             #[cfg(feature = "tch")]

@@ -22,6 +22,7 @@ use burn::nn::{Dropout, LayerNorm, Linear};
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 
+mod erf;
 mod flex;
 mod flex_fused;
 mod flex_linear;

@@ -32,6 +32,7 @@ pub mod error;
 pub mod frozen;
 pub mod hf;
 pub mod kernels;
+pub mod memory;
 pub mod pipeline;
 pub mod pooling;
 pub mod prefix;

@@ -172,11 +172,22 @@ test_device!(fn gelu_kernel_equals_burns_gelu_with_gradients(device) {
     };
     let ours = run(hybrid_ir_model::kernels::gelu(x.clone()));
     let burns = run(burn::tensor::activation::gelu(x.clone()));
-    assert!(common::max_abs_diff(&ours.0, &burns.0) <= 1e-6, "values differ");
+    // Values: on Flex bit for bit (the vectorised erf is libm's, and 3·70·33 values leave a
+    // scalar tail after the 16-lane blocks); on LibTorch both are libtorch's `gelu`. Gradients:
+    // burn's backward is its own decomposition of the derivative, so equal to rounding only.
+    let values_equal = |a: &[f32], b: &[f32], what: &str| {
+        if device == Device::flex() {
+            let differing = a.iter().zip(b).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+            assert_eq!(differing, 0, "{what}: {differing} of {} values differ in their bits", a.len());
+        } else {
+            assert!(common::max_abs_diff(a, b) <= 1e-6, "{what} differ");
+        }
+    };
+    values_equal(&ours.0, &burns.0, "values");
     assert!(common::max_abs_diff(&ours.1, &burns.1) <= 1e-6, "gradients differ");
     // Plain (inference) devices take the same path.
     let plain = hybrid_ir_model::kernels::gelu(x.clone().inner()).into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
-    assert!(common::max_abs_diff(&plain, &burns.0) <= 1e-6);
+    values_equal(&plain, &burns.0, "inference values");
 });
 
 // On Flex the kernel is burn's arithmetic, bit for bit. On LibTorch it is libtorch's `addmm`

@@ -1,7 +1,8 @@
 //! The Flex path of [`super::gelu`]: burn-flex evaluates GELU (and its backward) one element at
-//! a time on one thread, ~17% of a Flex training step (`perf`; docs/benchmarks.md). This runs
-//! the same formula, with the same `libm::erff`, over slices in parallel: bit-identical values,
-//! as one burn autodiff node with its own backward on autodiff devices.
+//! a time on one thread, ~17% of a Flex training step and 46% of an encoding (`perf`;
+//! docs/benchmarks.md). This runs the same formula over slices in parallel, with `libm::erff`'s
+//! values computed by a vectorised branch-free copy (`erf.rs`): bit-identical values, as one burn
+//! autodiff node with its own backward on autodiff devices.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -13,41 +14,41 @@ use burn::backend::TensorMetadata;
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::erf;
+
 /// Values per parallel task.
 const SLICE: usize = 1 << 14;
 
-fn cdf(x: f32) -> f32 {
-    0.5 * (1.0 + libm::erff(x / core::f32::consts::SQRT_2))
-}
-
-/// `f(x[i])` (or `f(x[i], g[i])`) for every element, in parallel slices; `None` unless f32.
-fn map<const N: usize>(inputs: [&FlexTensor; N], f: impl Fn([f32; N]) -> f32 + Sync) -> Option<FlexTensor> {
-    if inputs.iter().any(|t| t.dtype() != DType::F32) {
+/// `out[i] = f(x[i], cdf(x[i]), extra[i])` over `x`'s elements in parallel slices (`extra` is
+/// `x` itself when `None`); `None` unless every input is f32 with `x`'s element count.
+fn map_cdf(x: &FlexTensor, extra: Option<&FlexTensor>, f: impl Fn(f32, f32, f32) -> f32 + Sync) -> Option<FlexTensor> {
+    if x.dtype() != DType::F32 || extra.is_some_and(|e| e.dtype() != DType::F32) {
         return None;
     }
-    let contiguous: Vec<FlexTensor> = inputs.iter().map(|t| t.to_contiguous()).collect();
-    let slices: Vec<&[f32]> = contiguous.iter().map(|t| t.as_slice::<f32>()).collect::<Option<_>>()?;
-    let n = slices[0].len();
-    if slices.iter().any(|s| s.len() != n) {
+    let x = x.to_contiguous();
+    let extra = extra.map(|e| e.to_contiguous());
+    let xs = x.as_slice::<f32>()?;
+    let es = match &extra {
+        Some(e) => e.as_slice::<f32>()?,
+        None => xs,
+    };
+    if es.len() != xs.len() {
         return None;
     }
-    let mut out = vec![0.0f32; n];
-    out.par_chunks_mut(SLICE).enumerate().for_each(|(c, chunk)| {
-        let start = c * SLICE;
-        for (i, o) in chunk.iter_mut().enumerate() {
-            *o = f(std::array::from_fn(|k| slices[k][start + i]));
-        }
+    let mut out = vec![0.0f32; xs.len()];
+    out.par_chunks_mut(SLICE).zip(xs.par_chunks(SLICE)).zip(es.par_chunks(SLICE)).for_each(|((o, xc), ec)| {
+        erf::map_cdf(xc, o, |x, cdf, i| f(x, cdf, ec[i]));
     });
-    Some(FlexTensor::from_data(TensorData::new(out, inputs[0].shape())))
+    Some(FlexTensor::from_data(TensorData::new(out, x.shape())))
 }
 
 fn forward(x: &FlexTensor) -> Option<FlexTensor> {
-    map([x], |[x]| x * cdf(x))
+    map_cdf(x, None, |x, cdf, _| x * cdf)
 }
 
 fn backward(x: &FlexTensor, grad: &FlexTensor) -> Option<FlexTensor> {
     let inv_sqrt_2pi = 1.0 / (2.0 * core::f32::consts::PI).sqrt();
-    map([x, grad], |[x, g]| g * (cdf(x) + x * inv_sqrt_2pi * (-0.5 * x * x).exp()))
+    map_cdf(x, Some(grad), |x, cdf, g| g * (cdf + x * inv_sqrt_2pi * (-0.5 * x * x).exp()))
 }
 
 #[derive(Debug)]
