@@ -8,8 +8,8 @@
 //! every page at its first touch (`clear_page_erms` was 13% of a Flex training step's samples;
 //! docs/benchmarks.md), and a product's output was faulted in while the product ran. With both
 //! thresholds raised, freed blocks are reused from the heap and their pages stay mapped; the
-//! price is that the process keeps its peak heap until it exits (the step's peak RSS moved
-//! from 3.94 to 4.04 GiB in the measurement). Values do not change.
+//! price is that the process keeps its peak heap until it exits (a Flex step's peak RSS went
+//! from 3.66 to 4.45 GiB in docs/benchmarks.md's AMD EPYC run). Values do not change.
 
 use std::sync::OnceLock;
 
