@@ -9,6 +9,7 @@
 
 mod configs;
 mod machine;
+mod narrow;
 mod opcount;
 mod report;
 mod runs;

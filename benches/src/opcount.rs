@@ -82,6 +82,7 @@ pub fn op_count(args: &OpCountArgs) -> Result<()> {
     let python = args.python.clone().unwrap_or_else(crate::default_python);
     let script = hybrid_ir_data::paths::package_dir(env!("CARGO_MANIFEST_DIR")).join("pytorch_bench.py");
     let torch_device = if matches!(args.device, DeviceSpec::TchCuda(_)) { "cuda" } else { "cpu" };
+    let torch_side = TorchSide { python: &python, script: &script, device: torch_device };
     let machine = crate::machine::describe();
     eprintln!("{}", crate::machine::summary(&machine));
 
@@ -100,13 +101,13 @@ pub fn op_count(args: &OpCountArgs) -> Result<()> {
             }
         };
         let out = args.out.join("ops-pytorch.json");
-        let mut torch = torch_step(Command::new(&python), &script, args, &args.batches, torch_device, 1, steps);
+        let mut torch = torch_step(Command::new(&python), &torch_side, args, &args.model, &args.batches, 1, steps);
         torch.env("LD_PRELOAD", &lib).env(OUT_ENV, &out);
         let run = crate::configs::run_json(&mut torch, "pytorch train-step (counted)")?;
         engines.push(Engine { name: "PyTorch", run, tables: read_json(&out)? });
     }
     let out = args.out.join("ops-hybrid-ir.json");
-    let mut ours = our_step(Command::new(&exe), args, &args.batches, 1, steps);
+    let mut ours = our_step(Command::new(&exe), args, &args.model, &args.batches, 1, steps);
     ours.env("LD_PRELOAD", &ours_lib).env(OUT_ENV, &out);
     let run = crate::configs::run_json(&mut ours, "hybrid-ir train-step (counted)")?;
     engines.push(Engine { name: "hybrid-ir", run, tables: read_json(&out)? });
@@ -114,7 +115,7 @@ pub fn op_count(args: &OpCountArgs) -> Result<()> {
     let per_step = args.steps.max(1) as f64;
     let summary = summarize(&engines, per_step)?;
     print_op_tables(&summary, &engines, per_step, &machine);
-    let tiny = if args.tiny_steps > 0 { Some(tiny_step(args, &exe, &python, &script, torch_device)?) } else { None };
+    let tiny = if args.tiny_steps > 0 { Some(tiny_steps(args, &exe, &torch_side)?) } else { None };
     let report = json!({
         "machine": machine,
         "device": args.device.to_string(),
@@ -132,17 +133,24 @@ pub fn op_count(args: &OpCountArgs) -> Result<()> {
 }
 
 /// `cmd` (`speed`, or valgrind before it) with the arguments of our `speed train-step` run.
-fn our_step(mut cmd: Command, args: &OpCountArgs, batches: &Path, warmup: usize, steps: usize) -> Command {
+fn our_step(mut cmd: Command, args: &OpCountArgs, model: &Path, batches: &Path, warmup: usize, steps: usize) -> Command {
     cmd.args(["train-step", "--device", &args.device.to_string(), "--warmup", &warmup.to_string(), "--steps", &steps.to_string()]);
-    cmd.arg("--model").arg(&args.model).arg("--batches").arg(batches);
+    cmd.arg("--model").arg(model).arg("--batches").arg(batches);
     cmd.env("RAYON_NUM_THREADS", args.threads.to_string()).env("OMP_NUM_THREADS", args.threads.to_string());
     cmd
 }
 
 /// `cmd` (python, or valgrind before it) with the arguments of PyTorch's matching run.
-fn torch_step(mut cmd: Command, script: &Path, args: &OpCountArgs, batches: &Path, device: &str, warmup: usize, steps: usize) -> Command {
-    cmd.arg(script).args(["train-step", "--device", device, "--warmup", &warmup.to_string(), "--steps", &steps.to_string()]);
-    cmd.arg("--model").arg(&args.model).arg("--batches").arg(batches).args(["--threads", &args.threads.to_string()]);
+/// How the PyTorch side runs: interpreter, `pytorch_bench.py`, and its device name.
+struct TorchSide<'a> {
+    python: &'a Path,
+    script: &'a Path,
+    device: &'a str,
+}
+
+fn torch_step(mut cmd: Command, torch: &TorchSide, args: &OpCountArgs, model: &Path, batches: &Path, warmup: usize, steps: usize) -> Command {
+    cmd.arg(torch.script).args(["train-step", "--device", torch.device, "--warmup", &warmup.to_string(), "--steps", &steps.to_string()]);
+    cmd.arg("--model").arg(model).arg("--batches").arg(batches).args(["--threads", &args.threads.to_string()]);
     cmd
 }
 
@@ -287,10 +295,12 @@ fn print_op_tables(summary: &Value, engines: &[Engine], per_step: f64, machine: 
 }
 
 /// The training step at batch 2 x 8 tokens, where compute is negligible: host time per step of
-/// both engines (median), and with `--callgrind` instructions per step. The word-embedding
-/// matrix is frozen in both: AdamW over its 96M values (multilingual-e5-small) would otherwise
-/// be most of the step, memory traffic rather than host overhead.
-fn tiny_step(args: &OpCountArgs, exe: &Path, python: &Path, script: &Path, torch_device: &str) -> Result<Value> {
+/// both engines (median), on the model and on its one-head copy ([`crate::narrow`]), and with
+/// `--callgrind` the copy's instructions per step. The word-embedding matrix is frozen in both:
+/// AdamW over its 96M values (multilingual-e5-small) would otherwise be most of the step, memory
+/// traffic rather than host overhead. On a CPU the full model's step is still mostly AdamW over
+/// the other 21.6M values; the one-head copy leaves the host's work per operator.
+fn tiny_steps(args: &OpCountArgs, exe: &Path, torch: &TorchSide) -> Result<Value> {
     let file: BatchesFile = read_json(&args.batches)?;
     let Some(first) = file.batches.first() else { bail!("{}: no batches", args.batches.display()) };
     if first.queries.len() < 2 {
@@ -302,11 +312,12 @@ fn tiny_step(args: &OpCountArgs, exe: &Path, python: &Path, script: &Path, torch
         pad_id: file.pad_id,
         batches: vec![PairBatch { queries: first.queries[..2].iter().map(cut).collect(), passages: first.passages[..2].iter().map(cut).collect() }],
     };
-    let path = args.out.join("tiny-batches.json");
-    std::fs::write(&path, serde_json::to_string(&tiny)?).with_context(|| format!("writing {}", path.display()))?;
+    let batches = args.out.join("tiny-batches.json");
+    std::fs::write(&batches, serde_json::to_string(&tiny)?).with_context(|| format!("writing {}", batches.display()))?;
+    let narrow = crate::narrow::narrow_copy(&args.model, &args.out.join("one-head-model"))?;
 
-    // One run of each engine; under callgrind when `prefix` is given (PREFIX.<engine>.out).
-    let run = |warmup: usize, steps: usize, prefix: Option<&Path>| -> Result<(Option<Value>, Value)> {
+    // One run of each engine on `model`; under callgrind when `prefix` is given (PREFIX.<engine>.out).
+    let run = |model: &Path, warmup: usize, steps: usize, prefix: Option<&Path>| -> Result<(Option<Value>, Value)> {
         let start = |program: &Path, engine: &str| -> Command {
             let Some(prefix) = prefix else { return Command::new(program) };
             let mut c = Command::new("valgrind");
@@ -314,42 +325,48 @@ fn tiny_step(args: &OpCountArgs, exe: &Path, python: &Path, script: &Path, torch
             c.arg(format!("--callgrind-out-file={}.{engine}.out", prefix.display())).arg(program);
             c
         };
-        let torch = if args.no_pytorch {
+        let pytorch = if args.no_pytorch {
             None
         } else {
-            let mut torch = torch_step(start(python, "pytorch"), script, args, &path, torch_device, warmup, steps);
-            torch.arg("--freeze-embeddings");
-            Some(crate::configs::run_json(&mut torch, "pytorch tiny step")?)
+            let mut cmd = torch_step(start(torch.python, "pytorch"), torch, args, model, &batches, warmup, steps);
+            cmd.arg("--freeze-embeddings");
+            Some(crate::configs::run_json(&mut cmd, "pytorch tiny step")?)
         };
-        let mut ours = our_step(start(exe, "hybrid-ir"), args, &path, warmup, steps);
+        let mut ours = our_step(start(exe, "hybrid-ir"), args, model, &batches, warmup, steps);
         ours.arg("--freeze-embeddings");
-        Ok((torch, crate::configs::run_json(&mut ours, "hybrid-ir tiny step")?))
+        Ok((pytorch, crate::configs::run_json(&mut ours, "hybrid-ir tiny step")?))
     };
-    let (torch, ours) = run(10, args.tiny_steps, None)?;
     let median = |v: &Value| v["step_s_median"].as_f64().unwrap_or(f64::NAN);
-    let (t, o) = (torch.as_ref().map(median), median(&ours));
     println!("\nTiny step (batch 2 x 8 tokens, word embeddings frozen, median of {} steps)\n", args.tiny_steps);
-    println!("| engine | ms per step | speed vs PyTorch |");
-    println!("|---|---:|---:|");
-    if let Some(t) = t {
-        println!("| PyTorch | {:.2} | 1.00x |", t * 1e3);
+    println!("| model | PyTorch ms per step | hybrid-ir ms per step | speed vs PyTorch |");
+    println!("|---|---:|---:|---:|");
+    let mut report = json!({"steps": args.tiny_steps});
+    for (key, model, label) in [("model", args.model.as_path(), "the model"), ("one_head", narrow.as_path(), "its one-head copy")] {
+        let (pytorch, ours) = run(model, 10, args.tiny_steps, None)?;
+        let (t, o) = (pytorch.as_ref().map(median), median(&ours));
+        let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{:.2}", v * 1e3));
+        let vs = t.map_or_else(|| "-".to_string(), |t| format!("{:.2}x", t / o));
+        println!("| {label} | {} | {} | {vs} |", ms(t), ms(Some(o)));
+        report[key] = json!({"pytorch_step_s_median": t, "hybrid_ir_step_s_median": o, "speed_ratio": t.map(|t| t / o)});
     }
-    let vs = t.map_or_else(|| "-".to_string(), |t| format!("{:.2}x", t / o));
-    println!("| hybrid-ir | {:.2} | {vs} |", o * 1e3);
-    let mut report = json!({"steps": args.tiny_steps, "pytorch_step_s_median": t, "hybrid_ir_step_s_median": o, "speed_ratio": t.map(|t| t / o)});
     if args.callgrind {
         if args.no_pytorch {
             bail!("--callgrind compares with PyTorch: drop --no-pytorch");
         }
-        report["instructions_per_step"] = callgrind_per_step(&args.out, &run)?;
+        report["one_head"]["instructions_per_step"] =
+            callgrind_per_step(&args.out, &|warmup, steps, prefix| run(&narrow, warmup, steps, prefix))?;
     }
     Ok(report)
 }
 
+/// One tiny-step run of both engines: (warm-up steps, counted steps, callgrind output prefix)
+/// to (PyTorch's record unless `--no-pytorch`, ours).
+type TinyRun<'a> = dyn Fn(usize, usize, Option<&Path>) -> Result<(Option<Value>, Value)> + 'a;
+
 /// Instructions per tiny step from two callgrind runs (2 and 6 counted steps after 1 warm-up):
 /// their difference divided by 4, so loading and start-up cancel out. Instruction counts are
 /// repeatable on a busy machine, unlike times.
-fn callgrind_per_step(out: &Path, run: &dyn Fn(usize, usize, Option<&Path>) -> Result<(Option<Value>, Value)>) -> Result<Value> {
+fn callgrind_per_step(out: &Path, run: &TinyRun) -> Result<Value> {
     let (few, many) = (2u64, 6u64);
     let mut totals = [[0u64; 2]; 2];
     for (i, steps) in [few, many].into_iter().enumerate() {

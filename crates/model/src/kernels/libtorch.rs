@@ -489,3 +489,79 @@ fn shim_result(status: std::ffi::c_int, error: &[std::ffi::c_char], what: &str) 
     let bytes: Vec<u8> = error.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
     Err(format!("{what} failed: {}", String::from_utf8_lossy(&bytes)))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The shim's backward (`autograd_grad`) against libtorch's engine, bit for bit, on the
+    //! shapes of graph the blocks record: broadcasting (addmm's bias), a leaf reached along
+    //! several paths (accumulation order), leaves without gradient, dropout, attention.
+
+    use super::autograd_grad;
+    use tch::{Device, Kind, Tensor};
+
+    /// Seeded leaves of `shapes`; those marked `false` in `grad` do not require a gradient.
+    fn leaves(shapes: &[&[i64]], grad: &[bool]) -> Vec<Tensor> {
+        tch::manual_seed(11);
+        shapes.iter().zip(grad).map(|(s, &g)| Tensor::randn(*s, (Kind::Float, Device::Cpu)).set_requires_grad(g)).collect()
+    }
+
+    /// `block` recorded twice from the same seed: ours pulls `g` back through one recording, the
+    /// engine differentiates `sum(output * g)` of the other (multiplying by one is exact, so
+    /// both pull back exactly `g`).
+    fn check(shapes: &[&[i64]], grad: &[bool], block: impl Fn(&[Tensor]) -> Tensor) {
+        // libtorch's generator is process-wide and the tests of a binary run in parallel.
+        static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _seeded = SEEDED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let leaves = leaves(shapes, grad);
+        let record = || {
+            tch::manual_seed(5);
+            tch::with_grad(|| block(&leaves))
+        };
+        let output = record();
+        let g = output.randn_like();
+        let ours = autograd_grad(&output, &g, &leaves.iter().collect::<Vec<_>>()).unwrap();
+        let wanted: Vec<&Tensor> = leaves.iter().filter(|l| l.requires_grad()).collect();
+        let engine = Tensor::run_backward(&[(record() * &g).sum(Kind::Float)], &wanted, false, false);
+        let mut engine = engine.into_iter();
+        for (i, (leaf, ours)) in leaves.iter().zip(ours).enumerate() {
+            if !leaf.requires_grad() {
+                assert!(ours.is_none(), "leaf {i} needs no gradient, got one");
+                continue;
+            }
+            let engine = engine.next().unwrap();
+            match ours {
+                Some(ours) => assert!(ours.equal(&engine), "leaf {i}: {ours} vs the engine's {engine}"),
+                None => assert!(!engine.defined(), "leaf {i}: no gradient, the engine has one"),
+            }
+        }
+    }
+
+    #[test]
+    fn dense_layer_with_broadcast_bias() {
+        check(&[&[6], &[4, 3], &[3, 6]], &[true; 3], |t| t[0].addmm(&t[1], &t[2]));
+    }
+
+    #[test]
+    fn dropout_residual_layer_norm() {
+        check(&[&[2, 5, 8], &[2, 5, 8], &[8], &[8]], &[true; 4], |t| {
+            (t[0].dropout(0.3, true) + &t[1]).layer_norm([8], Some(&t[2]), Some(&t[3]), 1e-12, true)
+        });
+    }
+
+    #[test]
+    fn attention_with_an_untracked_bias() {
+        check(&[&[2, 2, 5, 4], &[2, 2, 5, 4], &[2, 2, 5, 4], &[2, 1, 1, 5]], &[true, true, true, false], |t| {
+            Tensor::scaled_dot_product_attention(&t[0], &t[1], &t[2], Some(&t[3]), 0.2, false, None, false)
+        });
+    }
+
+    #[test]
+    fn a_leaf_on_several_paths_and_an_unused_one() {
+        check(&[&[3, 4], &[3, 4]], &[true, true], |t| &(&t[0] * &t[0]) + &(t[0].sin() * t[0].exp()) + &t[0]);
+    }
+
+    #[test]
+    fn output_that_is_a_leaf() {
+        check(&[&[3], &[3]], &[true, true], |t| t[0].shallow_clone());
+    }
+}

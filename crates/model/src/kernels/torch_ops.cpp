@@ -2,12 +2,23 @@
 // lists), called by `libtorch.rs` with tch's tensor handles (`at::Tensor*`, tch's C_tensor).
 // Compiled by build.rs against the libtorch torch-sys links, with the same ABI flags.
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/autograd.h>
+#include <c10/core/GradMode.h>
+#include <c10/core/StreamGuard.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/variable.h>
 
 #include <cstdio>
+#include <queue>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace {
+
+using torch::autograd::Edge;
+using torch::autograd::Node;
+using torch::autograd::variable_list;
 
 std::vector<at::Tensor> list(at::Tensor* const* tensors, size_t n) {
   std::vector<at::Tensor> out;
@@ -15,6 +26,55 @@ std::vector<at::Tensor> list(at::Tensor* const* tensors, size_t n) {
   for (size_t i = 0; i < n; ++i) out.push_back(*tensors[i]);
   return out;
 }
+
+// Adds `grad` into `slot` as the autograd engine's InputBuffer does: in place when this pass
+// holds the only reference to a dense buffer, else out of place (float addition commutes, so
+// the bits do not depend on which operand is kept).
+void accumulate(at::Tensor& slot, at::Tensor&& grad) {
+  if (!slot.defined()) {
+    slot = std::move(grad);
+  } else if (slot.use_count() == 1 && slot.storage().use_count() == 1 && slot.is_non_overlapping_and_dense() &&
+             !slot._is_zerotensor() && slot.dtype() == grad.dtype()) {
+    slot.add_(grad);
+  } else {
+    slot = slot + grad;
+  }
+}
+
+// A node's output gradient made to fit the input it flows into, as the engine's
+// validate_outputs does: summed over broadcast dimensions (addmm's bias gradient arrives as a
+// matrix) and cast to the input's dtype.
+at::Tensor fit(const Edge& edge, at::Tensor grad) {
+  const auto& meta = edge.function->input_metadata(edge.input_nr);
+  if (!meta.is_same_shape(grad)) {
+    if (!meta.is_expandable_to_shape(grad)) {
+      throw std::runtime_error("a gradient of shape " + std::string(c10::str(grad.sizes())) + " does not fit input " +
+                               std::to_string(edge.input_nr) + " of " + edge.function->name());
+    }
+    grad = meta.reduce_grad(grad);
+  }
+  if (grad.dtype() != meta.dtype()) grad = grad.to(c10::typeMetaToScalarType(meta.dtype()));
+  return grad;
+}
+
+// Whether `fn` reaches one of the leaves (the engine's exec_info: other branches are not run).
+bool reaches_leaf(Node* fn, const std::unordered_map<const Node*, size_t>& leaf_of,
+                  std::unordered_map<Node*, bool>& memo) {
+  if (auto it = memo.find(fn); it != memo.end()) return it->second;
+  bool reaches = false;
+  for (const Edge& edge : fn->next_edges()) {
+    if (!edge.is_valid()) continue;
+    Node* next = edge.function.get();
+    if (leaf_of.count(next) != 0 || reaches_leaf(next, leaf_of, memo)) reaches = true;
+  }
+  memo[fn] = reaches;
+  return reaches;
+}
+
+// Ready nodes in the engine's order: the highest sequence number (the latest recorded) first.
+struct LaterFirst {
+  bool operator()(const Node* a, const Node* b) const { return a->sequence_nr() < b->sequence_nr(); }
+};
 
 }  // namespace
 
@@ -60,14 +120,89 @@ int hybrid_ir_global_norm(at::Tensor* const* tensors, size_t n, double* norm, ch
 }
 
 // Gradients of `output` (with upstream gradient `grad_output`) with respect to the n leaves of
-// its recorded graph: torch::autograd::grad, which tch binds only without `grad_outputs`. Each
-// result is a new tensor handle (tch frees it), or null when the leaf is unused. The graph is
-// released. Returns 0, or -1 with the exception's message in `error`.
+// its recorded graph, what torch::autograd::grad({output}, inputs, {grad_output}) returns, but
+// run here on the calling thread. The engine hands a CUDA graph to its device thread and waits
+// for it, two thread wake-ups per call; a step makes one call per fused block (~190), so on a
+// GPU that hand-over, not the kernels, set the time of a small step. The graph of a block is a
+// handful of nodes on one device and stream; they run in the engine's order (ready nodes by
+// descending sequence number), with its accumulation and its shape and dtype fitting, so the
+// gradients are the engine's bit for bit. Each result is a new tensor handle (tch frees it), or
+// null when the leaf is unused. The graph's saved tensors are released. Returns 0, or -1 with
+// the exception's message in `error`.
 int hybrid_ir_autograd_grad(at::Tensor* output, at::Tensor* grad_output, at::Tensor* const* inputs, size_t n,
                             at::Tensor** results, char* error, size_t error_len) {
   try {
-    auto grads = torch::autograd::grad({*output}, list(inputs, n), {*grad_output}, /*retain_graph=*/false,
-                                       /*create_graph=*/false, /*allow_unused=*/true);
+    c10::AutoGradMode no_grad(false);  // backward formulas record nothing (create_graph=false)
+    // Each leaf's AccumulateGrad node -> the leaf's index. The edges hold the nodes: a leaf keeps
+    // only a weak reference to its node, which another lookup would otherwise find expired.
+    std::vector<Edge> leaf_edges;
+    std::unordered_map<const Node*, size_t> leaf_of;
+    for (size_t i = 0; i < n; ++i) {
+      leaf_edges.push_back(torch::autograd::impl::gradient_edge(*inputs[i]));
+      if (leaf_edges.back().is_valid()) leaf_of.emplace(leaf_edges.back().function.get(), i);
+    }
+    std::vector<at::Tensor> grads(n);
+    Edge root = torch::autograd::impl::gradient_edge(*output);
+    if (!root.is_valid()) throw std::runtime_error("the block's output is not part of a recorded graph");
+    if (auto leaf = leaf_of.find(root.function.get()); leaf != leaf_of.end()) {
+      grads[leaf->second] = *grad_output;  // the output is one of the leaves
+    } else {
+      std::unordered_map<Node*, bool> reaches;
+      if (!reaches_leaf(root.function.get(), leaf_of, reaches)) reaches.clear();
+      auto runs = [&reaches](Node* fn) {
+        auto it = reaches.find(fn);
+        return it != reaches.end() && it->second;
+      };
+      // Incoming edges per node that will run, so each runs once all its gradients are in.
+      std::unordered_map<Node*, size_t> pending;
+      for (const auto& [fn, reached] : reaches) {
+        if (!reached) continue;
+        for (const Edge& edge : fn->next_edges()) {
+          if (edge.is_valid() && runs(edge.function.get())) ++pending[edge.function.get()];
+        }
+      }
+      std::unordered_map<Node*, variable_list> buffers;
+      std::priority_queue<Node*, std::vector<Node*>, LaterFirst> ready;
+      if (!reaches.empty()) {
+        auto& first = buffers[root.function.get()];
+        first.resize(root.function->num_inputs());
+        first[root.input_nr] = *grad_output;
+        ready.push(root.function.get());
+      }
+      while (!ready.empty()) {
+        Node* fn = ready.top();
+        ready.pop();
+        variable_list in = std::move(buffers[fn]);
+        buffers.erase(fn);
+        c10::OptionalStreamGuard stream_guard{fn->stream()};
+        fn->will_release_variables();
+        variable_list out = (*fn)(std::move(in));
+        fn->release_variables();
+        const auto& edges = fn->next_edges();
+        for (size_t j = 0; j < edges.size(); ++j) {
+          const Edge& edge = edges[j];
+          if (!edge.is_valid()) continue;
+          Node* next = edge.function.get();
+          auto leaf = leaf_of.find(next);
+          if (leaf == leaf_of.end() && !runs(next)) continue;
+          if (j < out.size() && out[j].defined()) {
+            at::Tensor grad = fit(edge, std::move(out[j]));
+            if (leaf != leaf_of.end()) {
+              accumulate(grads[leaf->second], std::move(grad));
+            } else {
+              auto& buffer = buffers[next];
+              if (buffer.empty()) buffer.resize(next->num_inputs());
+              accumulate(buffer[edge.input_nr], std::move(grad));
+            }
+          }
+          if (leaf == leaf_of.end() && --pending[next] == 0) {
+            auto& buffer = buffers[next];
+            if (buffer.empty()) buffer.resize(next->num_inputs());
+            ready.push(next);
+          }
+        }
+      }
+    }
     for (size_t i = 0; i < n; ++i) results[i] = grads[i].defined() ? new at::Tensor(std::move(grads[i])) : nullptr;
     return 0;
   } catch (const std::exception& e) {
