@@ -101,13 +101,13 @@ pub fn op_count(args: &OpCountArgs) -> Result<()> {
             }
         };
         let out = args.out.join("ops-pytorch.json");
-        let mut torch = torch_step(Command::new(&python), &torch_side, args, &args.model, &args.batches, 1, steps);
+        let mut torch = torch_step(Command::new(&python), &torch_side, &args.model, &args.batches, 1, steps, args.threads);
         torch.env("LD_PRELOAD", &lib).env(OUT_ENV, &out);
         let run = crate::configs::run_json(&mut torch, "pytorch train-step (counted)")?;
         engines.push(Engine { name: "PyTorch", run, tables: read_json(&out)? });
     }
     let out = args.out.join("ops-hybrid-ir.json");
-    let mut ours = our_step(Command::new(&exe), args, &args.model, &args.batches, 1, steps);
+    let mut ours = our_step(Command::new(&exe), args, &args.model, &args.batches, 1, steps, args.threads);
     ours.env("LD_PRELOAD", &ours_lib).env(OUT_ENV, &out);
     let run = crate::configs::run_json(&mut ours, "hybrid-ir train-step (counted)")?;
     engines.push(Engine { name: "hybrid-ir", run, tables: read_json(&out)? });
@@ -133,10 +133,11 @@ pub fn op_count(args: &OpCountArgs) -> Result<()> {
 }
 
 /// `cmd` (`speed`, or valgrind before it) with the arguments of our `speed train-step` run.
-fn our_step(mut cmd: Command, args: &OpCountArgs, model: &Path, batches: &Path, warmup: usize, steps: usize) -> Command {
+/// `threads`: OpenMP and rayon threads (both engines use the same number).
+fn our_step(mut cmd: Command, args: &OpCountArgs, model: &Path, batches: &Path, warmup: usize, steps: usize, threads: usize) -> Command {
     cmd.args(["train-step", "--device", &args.device.to_string(), "--warmup", &warmup.to_string(), "--steps", &steps.to_string()]);
     cmd.arg("--model").arg(model).arg("--batches").arg(batches);
-    cmd.env("RAYON_NUM_THREADS", args.threads.to_string()).env("OMP_NUM_THREADS", args.threads.to_string());
+    cmd.env("RAYON_NUM_THREADS", threads.to_string()).env("OMP_NUM_THREADS", threads.to_string());
     cmd
 }
 
@@ -148,9 +149,9 @@ struct TorchSide<'a> {
     device: &'a str,
 }
 
-fn torch_step(mut cmd: Command, torch: &TorchSide, args: &OpCountArgs, model: &Path, batches: &Path, warmup: usize, steps: usize) -> Command {
+fn torch_step(mut cmd: Command, torch: &TorchSide, model: &Path, batches: &Path, warmup: usize, steps: usize, threads: usize) -> Command {
     cmd.arg(torch.script).args(["train-step", "--device", torch.device, "--warmup", &warmup.to_string(), "--steps", &steps.to_string()]);
-    cmd.arg("--model").arg(model).arg("--batches").arg(batches).args(["--threads", &args.threads.to_string()]);
+    cmd.arg("--model").arg(model).arg("--batches").arg(batches).args(["--threads", &threads.to_string()]);
     cmd
 }
 
@@ -316,8 +317,11 @@ fn tiny_steps(args: &OpCountArgs, exe: &Path, torch: &TorchSide) -> Result<Value
     std::fs::write(&batches, serde_json::to_string(&tiny)?).with_context(|| format!("writing {}", batches.display()))?;
     let narrow = crate::narrow::narrow_copy(&args.model, &args.out.join("one-head-model"))?;
 
-    // One run of each engine on `model`; under callgrind when `prefix` is given (PREFIX.<engine>.out).
+    // One run of each engine on `model`; under callgrind when `prefix` is given (PREFIX.<engine>.out),
+    // then on one thread: callgrind runs threads one at a time, and a waiting OpenMP thread spins,
+    // so with more threads the count would include spinning that depends on timing.
     let run = |model: &Path, warmup: usize, steps: usize, prefix: Option<&Path>| -> Result<(Option<Value>, Value)> {
+        let threads = if prefix.is_some() { 1 } else { args.threads };
         let start = |program: &Path, engine: &str| -> Command {
             let Some(prefix) = prefix else { return Command::new(program) };
             let mut c = Command::new("valgrind");
@@ -328,11 +332,11 @@ fn tiny_steps(args: &OpCountArgs, exe: &Path, torch: &TorchSide) -> Result<Value
         let pytorch = if args.no_pytorch {
             None
         } else {
-            let mut cmd = torch_step(start(torch.python, "pytorch"), torch, args, model, &batches, warmup, steps);
+            let mut cmd = torch_step(start(torch.python, "pytorch"), torch, model, &batches, warmup, steps, threads);
             cmd.arg("--freeze-embeddings");
             Some(crate::configs::run_json(&mut cmd, "pytorch tiny step")?)
         };
-        let mut ours = our_step(start(exe, "hybrid-ir"), args, model, &batches, warmup, steps);
+        let mut ours = our_step(start(exe, "hybrid-ir"), args, model, &batches, warmup, steps, threads);
         ours.arg("--freeze-embeddings");
         Ok((pytorch, crate::configs::run_json(&mut ours, "hybrid-ir tiny step")?))
     };
@@ -379,7 +383,7 @@ fn callgrind_per_step(out: &Path, run: &TinyRun) -> Result<Value> {
     }
     let per = |e: usize| totals[e][1].saturating_sub(totals[e][0]) as f64 / (many - few) as f64;
     let (t, o) = (per(0), per(1));
-    println!("\nTiny step under callgrind: instructions per step\n");
+    println!("\nOne-head tiny step under callgrind, one thread: instructions per step\n");
     println!("| engine | instructions per step | ours / PyTorch |");
     println!("|---|---:|---:|");
     println!("| PyTorch | {t:.0} | 1.00x |");

@@ -5,10 +5,11 @@
 //! runs with libtorch's grad mode on, so libtorch records its own small graph with its fused
 //! backward kernels (`native_layer_norm_backward`, the SDPA backward, dropout's mask product).
 //! The output goes back to burn detached, as a node whose state is that graph.
-//! Backward: burn hands the node its output gradient `g`; libtorch pulls `g` back through the
-//! recorded graph to the leaves (`torch::autograd::grad` with `grad_outputs`, through
-//! `torch_ops.cpp`: no extra operators), and the leaf gradients are registered for the block's
-//! burn parents.
+//! Backward: burn hands the node its output gradient `g`; `torch_ops.cpp` pulls `g` back through
+//! the recorded graph to the leaves (what `torch::autograd::grad` with `grad_outputs` returns,
+//! no extra operators, but run on the calling thread instead of libtorch's engine, which hands
+//! CUDA graphs to a device thread), and the leaf gradients are registered for the block's burn
+//! parents.
 //!
 //! The state also holds burn handles to the tensors libtorch saves for its backward (attention's
 //! q, k, v and output, LayerNorm's parameters): while it lives, burn sees their storage as shared
