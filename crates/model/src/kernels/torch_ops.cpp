@@ -2,6 +2,7 @@
 // lists), called by `libtorch.rs` with tch's tensor handles (`at::Tensor*`, tch's C_tensor).
 // Compiled by build.rs against the libtorch torch-sys links, with the same ABI flags.
 #include <ATen/ATen.h>
+#include <ATen/ExpandUtils.h>
 #include <c10/core/GradMode.h>
 #include <c10/core/StreamGuard.h>
 #include <torch/csrc/autograd/function.h>
@@ -46,12 +47,16 @@ void accumulate(at::Tensor& slot, at::Tensor&& grad) {
 // matrix) and cast to the input's dtype.
 at::Tensor fit(const Edge& edge, at::Tensor grad) {
   const auto& meta = edge.function->input_metadata(edge.input_nr);
-  if (!meta.is_same_shape(grad)) {
-    if (!meta.is_expandable_to_shape(grad)) {
-      throw std::runtime_error("a gradient of shape " + std::string(c10::str(grad.sizes())) + " does not fit input " +
-                               std::to_string(edge.input_nr) + " of " + edge.function->name());
+  // Only `shape_as_dim_vector` and `dtype` of the metadata: the libtorch versions this is built
+  // against (2.9 here, the GPU machines' 2.11) agree on those. sum_to checks expandability.
+  if (!grad.sym_sizes().equals(meta.shape_as_dim_vector())) {
+    std::string shape = c10::str(grad.sizes());
+    try {
+      grad = at::sum_to(std::move(grad), meta.shape_as_dim_vector());
+    } catch (const std::exception& e) {
+      throw std::runtime_error("a gradient of shape " + shape + " does not fit input " +
+                               std::to_string(edge.input_nr) + " of " + edge.function->name() + ": " + e.what());
     }
-    grad = meta.reduce_grad(grad);
   }
   if (grad.dtype() != meta.dtype()) grad = grad.to(c10::typeMetaToScalarType(meta.dtype()));
   return grad;
